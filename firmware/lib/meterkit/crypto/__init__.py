@@ -1,0 +1,1 @@
+"""AES-128-GCM backends behind one interface (gcm.py)."""

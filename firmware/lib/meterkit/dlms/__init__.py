@@ -1,0 +1,1 @@
+"""DLMS/COSEM application layer: APDUs, A-XDR, COSEM objects."""

@@ -1,0 +1,68 @@
+"""Exact decimal numbers: an integer mantissa and a power-of-ten exponent.
+
+ESP32 floats are 32-bit, so a meter value never passes through float: 123456.789 kWh stays
+mantissa 123456789, exponent -3 from the frame to the JSON payload.
+"""
+
+
+class Exact:
+    __slots__ = ("mantissa", "exponent")
+
+    def __init__(self, mantissa, exponent=0):
+        self.mantissa = mantissa
+        self.exponent = exponent
+
+    @staticmethod
+    def parse(text):
+        """'-0012.340' -> Exact(-12340, -3); keeps the meter's own precision."""
+        text = text.strip()
+        sign = 1
+        if text[:1] in ("-", "+"):
+            sign = -1 if text[0] == "-" else 1
+            text = text[1:]
+        whole, dot, frac = text.partition(".")
+        digits = whole + frac
+        if not digits or not digits.isdigit() or (dot and not frac and not whole):
+            raise ValueError("not a decimal number: %r" % text)
+        return Exact(sign * int(digits), -len(frac))
+
+    def scaled(self, power):
+        """This value times 10**power, exactly (a DLMS scaler, or kW -> W)."""
+        return Exact(self.mantissa, self.exponent + power)
+
+    def is_zero(self):
+        return self.mantissa == 0
+
+    def normalized(self):
+        """Same value with trailing zeros of the mantissa folded into the exponent."""
+        m, e = self.mantissa, self.exponent
+        while m and m % 10 == 0:
+            m //= 10
+            e += 1
+        return Exact(m, e) if m else Exact(0, 0)
+
+    def __eq__(self, other):
+        if isinstance(other, int):
+            other = Exact(other)
+        if not isinstance(other, Exact):
+            return False
+        a, b = self.normalized(), other.normalized()
+        return a.mantissa == b.mantissa and a.exponent == b.exponent
+
+    def __hash__(self):
+        n = self.normalized()
+        return hash((n.mantissa, n.exponent))
+
+    def __str__(self):
+        m, e = self.mantissa, self.exponent
+        if e >= 0:
+            return str(m * 10 ** e)
+        sign = "-" if m < 0 else ""
+        digits = str(abs(m))
+        places = -e
+        if len(digits) <= places:
+            digits = "0" * (places - len(digits) + 1) + digits
+        return sign + digits[:-places] + "." + digits[-places:]
+
+    def __repr__(self):
+        return "Exact(%s)" % self

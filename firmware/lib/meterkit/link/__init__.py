@@ -1,0 +1,1 @@
+"""Link layers: cut the byte stream into frames, check their CRCs, reassemble segments."""

@@ -1,0 +1,1 @@
+"""meterkit host companion: the same decoding core on a PC, plus the tools around it."""
