@@ -1,0 +1,164 @@
+"""StreamDecoder: bytes as a UART delivers them in, decoded Readings and rejections out.
+
+The framing is detected from the stream itself: every frame kind starts with its own byte ('/'
+P1 text, 0x7E HDLC, 0x68 M-Bus long frame, 0xDB general-glo-ciphering as Smarty sends it), and
+each framer confirms or refuses a candidate start. Bytes between frames are skipped and counted.
+The buffer is bounded, so a noisy line can never exhaust memory.
+"""
+from .errors import CrcError, DecodeError, FormatError
+from .link import hdlc, mbus, p1
+from . import dsmr, security
+from .dlms.apdu import ApduDecoder
+from .reading import Reading, error_json
+
+MAX_BUFFER = 8192
+# Bare APDUs have no framing of their own; captures of them are decoded at the end of the input.
+_BARE_APDU = (b"\xe6\xe7\x00", b"\xe6\xe6\x00", b"\x0f", b"\xe0")
+COUNTERS = ("ok", "crc", "auth", "replay", "format")
+
+
+class StreamDecoder:
+    def __init__(self, key=None, auth_key=None, max_buffer=MAX_BUFFER):
+        self.security = security.Security(key, auth_key)
+        self.apdu = ApduDecoder(self.security)
+        self.hdlc = hdlc.Reassembler()
+        self.mbus = mbus.Reassembler()
+        self.max_buffer = max_buffer
+        self.buf = bytearray()
+        self.scan_from = 0          # bytes before this were already refused as frame starts
+        self.counts = dict((name, 0) for name in COUNTERS)
+        self.skipped = 0            # garbage bytes between frames
+        self.last_error = None
+        self._framers = {
+            0x2F: (p1.frame_length, self._p1),
+            0x7E: (hdlc.frame_length, self._hdlc),
+            0x68: (mbus.frame_length, self._mbus),
+            0xDB: (security.glo_frame_length, self._glo),
+        }
+
+    def feed(self, chunk):
+        """Add bytes; return the Readings and DecodeErrors of the frames they completed."""
+        self.buf.extend(chunk)
+        events = []
+        self._scan(events)
+        self._bound()
+        return events
+
+    def flush(self):
+        """End of input: decode a trailing bare APDU, report a truncated frame, reset the buffer."""
+        events = []
+        rest = bytes(self.buf)
+        self.buf = bytearray()
+        self.scan_from = 0
+        if rest.startswith(_BARE_APDU):
+            self._decode(self.apdu.decode, rest, "apdu", events)
+        elif rest and rest[0] in self._framers:
+            self._emit(FormatError("truncated frame at the end of the input (%d bytes)" % len(rest)), events)
+        else:
+            self.skipped += len(rest)
+        return events
+
+    def _scan(self, events):
+        buf = self.buf
+        pos = self.scan_from
+        while pos < len(buf):
+            framer = self._framers.get(buf[pos])
+            n = framer[0](buf, pos) if framer else -1
+            if n == 0:
+                break
+            if n < 0:
+                pos += 1
+                continue
+            frame = bytes(buf[pos:pos + n])
+            if pos and not bytes(buf[:pos]).startswith(_BARE_APDU):
+                self.skipped += pos
+            del buf[:pos + n]
+            pos = 0
+            self._decode(framer[1], frame, None, events)
+        self.scan_from = pos
+
+    def _bound(self):
+        excess = len(self.buf) - self.max_buffer
+        if excess > 0:
+            del self.buf[:excess]
+            self.skipped += excess
+            self.scan_from = max(0, self.scan_from - excess)
+
+    def _decode(self, handler, frame, source, events):
+        try:
+            reading = handler(frame)
+        except DecodeError as error:
+            self._emit(error, events)
+            return
+        except Exception as error:  # a bug must never take the dongle down; fuzzing hunts these
+            self._emit(FormatError("internal decoder error (please report): %r" % (error,)), events)
+            return
+        if reading is not None:
+            if source:
+                reading.source = source
+            self._emit(reading, events)
+
+    def _emit(self, event, events):
+        if isinstance(event, Reading):
+            self.counts["ok"] += 1
+        else:
+            self.counts[event.kind] += 1
+            self.last_error = event.message
+        events.append(event)
+
+    # one handler per frame kind -------------------------------------------------------------
+
+    def _p1(self, frame):
+        reading = dsmr.decode_telegram(frame)
+        reading.source = "p1"
+        return reading
+
+    def _hdlc(self, frame):
+        apdu = self.hdlc.push(frame)
+        return None if apdu is None else _sourced(self.apdu.decode(apdu), "hdlc")
+
+    def _mbus(self, frame):
+        apdu = self.mbus.push(frame)
+        return None if apdu is None else _sourced(self.apdu.decode(apdu), "mbus")
+
+    def _glo(self, frame):
+        """0xDB straight on the line: Smarty/T210-D P1 (plaintext is a telegram) or a bare APDU."""
+        result, authenticated, warnings = self.security.open(
+            frame, self._glo_plaintext, default_auth_key=security.LUXEMBOURG_AK)
+        if result is None:
+            return None
+        if result.source == "p1" and p1.check_crc(result.raw) is False and authenticated is not True:
+            # the tag did not vouch for this plaintext, so the telegram's own CRC must
+            raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")
+        result.authenticated = authenticated
+        result.warnings.extend(warnings)
+        result.source = "sht" if result.source == "p1" else result.source
+        return result
+
+    def _glo_plaintext(self, plaintext):
+        if plaintext[:1] == b"/":
+            reading = dsmr.decode_telegram(plaintext, crc="warn")
+            reading.source = "p1"
+            reading.raw = plaintext
+            return reading
+        return _sourced(self.apdu.decode_plain(plaintext), "apdu")
+
+
+def _sourced(reading, source):
+    if reading is not None and not reading.source:
+        reading.source = source
+    return reading
+
+
+def event_json(event):
+    """The decode contract's line for one event (a Reading or a DecodeError)."""
+    return event.to_json() if isinstance(event, Reading) else error_json(event)
+
+
+def decode_chunks(chunks, decoder):
+    """Yield the contract's JSON lines for an iterable of byte chunks, in stream order."""
+    for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event_json(event)
+    for event in decoder.flush():
+        yield event_json(event)

