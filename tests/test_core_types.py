@@ -101,3 +101,14 @@ print(r.to_json())
     r.add("0-0:96.13.1", 'q " b \\ \x01 \u00e9', "")
     r.warnings.append("inner P1 CRC did not match")
     assert run_micropython(code).strip() == r.to_json()
+
+
+def test_crc_backends_agree_with_the_check_values():
+    """CRC catalogue check values for '123456789', on the compiled and the table backends."""
+    import meterkit.crc as crc
+    assert crc.crc16_arc(b"123456789") == 0xBB3D
+    assert crc.crc16_x25(b"123456789") == 0x906E
+    assert crc.crc16_x25(b"xx123456789yy", 2, 11) == 0x906E
+    out = run_micropython("import meterkit.crc as c; print(c.BACKEND, c.crc16_arc(b'123456789'), "
+                          "c.crc16_x25(b'xx123456789yy', 2, 11))")
+    assert out.split() == ["python", str(0xBB3D), str(0x906E)]
