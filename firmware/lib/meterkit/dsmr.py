@@ -1,0 +1,234 @@
+"""DSMR P1 telegram text -> Reading, and back (for the simulator and the property tests).
+
+Each data line is an OBIS code followed by value groups:
+
+    1-0:1.8.1(001581.123*kWh)                         number*unit
+    0-0:96.1.1(4B384547303034303436333935353037)      text (ids, tariff, version, messages)
+    0-1:24.2.1(161129200000W)(00981.443*m3)           M-Bus channel: capture time, value
+    0-1:24.3.0(090212160000)(00)(60)(1)(0-1:24.2.1)(m3)   DSMR 2.2/3 gas profile; its value
+    (00001.001)                                        comes on a continuation line
+    1-0:99.97.0(1)(0-0:96.7.19)(190326095015W)(0000002014*s)   logs: kept as text, verbatim
+
+Timestamps YYMMDDhhmmssX: X = W (winter, +01:00) or S (summer, +02:00).
+"""
+from .clock import iso_datetime, valid_date
+from .errors import CrcError, FormatError
+from .exact import Exact
+from .link.p1 import check_crc, crc_fields, encode_telegram
+from .obis import obis_bytes, obis_text
+from .reading import Reading
+
+CLOCK = "0-0:1.0.0"
+_CLOCK_CODE = b"\x00\x00\x01\x00\x00"
+
+# Equipment identifiers, best first: DSMR 4/5, DSMR 2.2/Iskra/E.ON, Smarty, EasyMeter Q3D.
+METER_IDS = ("0-0:96.1.1", "0-0:96.1.0", "0-0:42.0.0", "0-0:96.1.255", "1-0:0.0.0")
+
+# (C, D) of codes whose unit-less values are text even when they are all digits: identifiers,
+# tariff indicator '0002', version '42', messages, status words, error register, time and date.
+_TEXT_CODES = ((96, 1), (96, 13), (96, 14), (0, 2), (42, 0), (0, 0), (96, 5), (97, 97), (0, 9))
+
+_OFFSETS = {"W": 60, "S": 120}
+
+
+def decode_telegram(frame, crc="enforce"):
+    """A whole P1 telegram ('/' … '!CRC') -> Reading.
+
+    crc: "enforce" (a wrong CRC raises CrcError), "warn" (decode anyway and say so: the plaintext
+    was already authenticated by a GCM tag), "ignore".
+    """
+    data = frame.encode() if isinstance(frame, str) else bytes(frame)
+    if not data.startswith(b"/"):
+        raise FormatError("a P1 telegram starts with '/'")
+    end = data.find(b"!")
+    if end < 0:
+        raise FormatError("P1 telegram has no '!' end marker (cut short?)")
+    reading = Reading()
+    reading.source = "p1"
+    _check_crc(data, crc, reading)
+    lines = _text(data[:end]).split("\n")
+    for number, line in _logical_lines(lines[1:], reading):
+        try:
+            obis, value, unit, timestamp = _parse_line(line)
+        except (ValueError, IndexError, KeyError) as error:
+            reading.warnings.append("line %d skipped (%s): %s" % (number, _message(error), line[:60]))
+            continue
+        reading.add(obis, value, unit, timestamp)
+        if obis == CLOCK:
+            reading.timestamp = value
+    if not reading.values:
+        raise FormatError("P1 telegram has no readable data lines")
+    reading.meter_id = _meter_id(reading)
+    return reading
+
+
+def _check_crc(data, mode, reading):
+    if mode == "ignore":
+        return
+    if mode not in ("enforce", "warn"):
+        raise ValueError("crc must be 'enforce', 'warn' or 'ignore'")
+    if check_crc(data) is not False:
+        return
+    stated, computed = crc_fields(data)
+    detail = "telegram says %s, computed %04X" % (stated, computed)
+    if mode == "enforce":
+        raise CrcError("P1 CRC mismatch: " + detail)
+    reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
+
+
+def _text(data):
+    try:
+        return data.decode()
+    except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
+        return "".join(chr(byte) for byte in data)
+
+
+def _logical_lines(lines, reading):
+    """(line number, text) of each data line, with '(' continuation lines joined to their line."""
+    joined = []
+    for number, line in enumerate(lines, 2):
+        line = line.strip()
+        if not line:
+            continue
+        if line[0] == "(":
+            if joined:
+                joined[-1][1] += line
+            else:
+                reading.warnings.append("line %d skipped (continues nothing): %s" % (number, line[:60]))
+            continue
+        joined.append([number, line])
+    return joined
+
+
+def _parse_line(line):
+    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> ('0-1:24.2.1', Exact, 'm3', iso)."""
+    paren = line.find("(")
+    if paren <= 0:
+        raise ValueError("no OBIS code followed by '('")
+    code = _obis_code(line[:paren])
+    groups = _groups(line, paren)
+    value, unit, timestamp = _interpret(code, groups)
+    return obis_text(code), value, unit, timestamp
+
+
+def _obis_code(text):
+    """'1-0:1.8.0' or EasyMeter's '1-0:1.8.0*255' -> 6 bytes."""
+    base, star, group_f = text.strip().partition("*")
+    code = obis_bytes(base)
+    if star:
+        f = int(group_f)
+        if not 0 <= f <= 255:
+            raise ValueError("bad OBIS code: %r" % text)
+        code = code[:5] + bytes((f,))
+    return code
+
+
+def _groups(line, i):
+    """'(a)(b*u)' from index i -> ['a', 'b*u']; nothing may follow the last ')'."""
+    groups = []
+    while i < len(line):
+        if line[i] != "(":
+            raise ValueError("text after ')'")
+        close = line.find(")", i)
+        if close < 0:
+            raise ValueError("'(' without ')'")
+        groups.append(line[i + 1:close])
+        i = close + 1
+    return groups
+
+
+def _interpret(code, groups):
+    """Value groups -> (value, unit, timestamp) as the meter means them."""
+    if len(groups) == 1:
+        value, unit = _scalar(code, groups[0])
+        return value, unit, None
+    if len(groups) == 2 and _is_timestamp(groups[0]):
+        value, unit = _scalar(code, groups[1])
+        return value, unit, iso_timestamp(groups[0])
+    if len(groups) >= 7 and _is_timestamp(groups[0]) and ":" in groups[4]:
+        # IEC profile (DSMR 2.2/3 gas): (time)(status)(period)(count)(obis)(unit)(value)...
+        value, unit = _scalar(code, groups[-1])
+        return value, unit or groups[5], iso_timestamp(groups[0])
+    return "".join("(" + group + ")" for group in groups), "", None
+
+
+def _scalar(code, text):
+    """One value group -> (value, unit): Exact number, text, ISO timestamp, or None for '()'."""
+    text = text.strip()
+    if not text:
+        return None, ""
+    number, star, unit = text.rpartition("*")
+    if star:
+        return Exact.parse(number), unit
+    if _is_timestamp(text) and (text[-1] in _OFFSETS or code[:5] == _CLOCK_CODE):
+        return iso_timestamp(text), ""
+    if (code[2], code[3]) in _TEXT_CODES:
+        return text, ""
+    try:
+        return Exact.parse(text), ""
+    except ValueError:
+        return text, ""
+
+
+def _is_timestamp(text):
+    digits = text[:12]
+    return len(digits) == 12 and digits.isdigit() and text[12:] in ("", "W", "S")
+
+
+def iso_timestamp(text):
+    """'161113205757W' -> '2016-11-13T20:57:57+01:00'; without W/S -> naive local time."""
+    if not _is_timestamp(text):
+        raise ValueError("not a DSMR timestamp: %r" % text)
+    yy, mo, d, h, mi, s = [int(text[i:i + 2]) for i in range(0, 12, 2)]
+    year = 2000 + yy if yy < 70 else 1900 + yy   # M-Bus "no time yet" is 700101010000W (epoch 0)
+    if not valid_date(year, mo, d, h, mi, s):
+        raise ValueError("impossible date: %r" % text)
+    return iso_datetime(year, mo, d, h, mi, s, _OFFSETS.get(text[12:]))
+
+
+def dsmr_timestamp(iso):
+    """'2016-11-13T20:57:57+01:00' -> '161113205757W' (DSMR can only say +01:00 or +02:00)."""
+    digits = iso[2:4] + iso[5:7] + iso[8:10] + iso[11:13] + iso[14:16] + iso[17:19]
+    suffix = {"": "", "+01:00": "W", "+02:00": "S"}.get(iso[19:])
+    if suffix is None or len(iso) < 19 or not digits.isdigit():
+        raise FormatError("DSMR cannot state this time: %r" % iso)
+    return digits + suffix
+
+
+def _meter_id(reading):
+    for obis in METER_IDS:
+        value = reading.get(obis)
+        if value is not None and isinstance(value.value, str):
+            return value.value
+    return None
+
+
+def _message(error):
+    return error.args[0] if error.args else type(error).__name__
+
+
+def encode_reading(header, values, timestamp=None):
+    """Header + (obis, Value) pairs (+ telegram time, ISO) -> a valid telegram with CRC."""
+    lines = []
+    if timestamp is not None:
+        lines.append("%s(%s)" % (CLOCK, dsmr_timestamp(timestamp)))
+    for obis, value in values:
+        groups = "(%s)" % _encode_value(obis, value)
+        if value.timestamp is not None:
+            groups = "(%s)" % dsmr_timestamp(value.timestamp) + groups
+        lines.append(obis + groups)
+    return encode_telegram(header, lines)
+
+
+def _encode_value(obis, value):
+    v = value.value
+    if v is None:
+        return ""
+    if isinstance(v, Exact):
+        return "%s*%s" % (v, value.unit) if value.unit else str(v)
+    if obis == CLOCK:
+        return dsmr_timestamp(v)
+    for bad in "()!\r\n":
+        if bad in v:
+            raise FormatError("a P1 text value cannot contain %r" % bad)
+    return v

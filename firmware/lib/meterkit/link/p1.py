@@ -1,0 +1,109 @@
+"""DSMR P1 telegrams on the wire: '/' header, data lines, '!' and a CRC16/ARC checksum.
+
+    /ISK5\\2M550T-1012 CR LF  CR LF  1-0:1.8.1(002130.115*kWh) CR LF ... !56DD CR LF
+
+The CRC covers '/' through '!' inclusive and is sent as four hex digits. DSMR 2.2/3 meters and
+some gateways send a bare '!'; a few meters drop leading zeros ('!B9F'); some saved captures cut the
+checksum line short ('!21').
+"""
+from ..crc import crc16_arc
+from ..errors import FormatError
+
+MAX_TELEGRAM = 4096   # Fluvius e-MUCS telegrams reach ~3.5 KB
+
+_SLASH, _BANG, _CR, _LF = 0x2F, 0x21, 0x0D, 0x0A
+
+
+def _byte_table(good):
+    table = bytearray(256)
+    for byte in good:
+        table[byte] = 1
+    return bytes(table)
+
+
+# Bytes a telegram may carry before '!': printable ASCII, CR, LF, TAB, and STX, which Iskra meters
+# put into their header ('/ISk5<STX>MIE5T-200'). Anything else means binary data, not P1.
+_TEXT = _byte_table(list(range(0x20, 0x7F)) + [_CR, _LF, 0x09, 0x02])
+_HEX = _byte_table(b"0123456789ABCDEFabcdef")
+
+
+def frame_length(buf, start):
+    """Length of the telegram starting at buf[start] (a '/'); 0 = need more bytes; -1 = not one."""
+    size = len(buf)
+    if start >= size:
+        return 0
+    if buf[start] != _SLASH:
+        return -1
+    limit = min(size, start + MAX_TELEGRAM)
+    text = _TEXT
+    previous = _SLASH
+    for i in range(start + 1, limit):
+        byte = buf[i]
+        if byte == _BANG:
+            return _trailer_length(buf, start, i + 1)
+        if not text[byte] or (byte == _SLASH and previous == _LF):
+            return -1   # binary data, or a new telegram began: this one was cut short
+        previous = byte
+    return -1 if limit == start + MAX_TELEGRAM else 0
+
+
+def _trailer_length(buf, start, i):
+    """After '!': up to four hex digits, then CR LF (or a bare LF)."""
+    size = len(buf)
+    digits_end = min(size, i + 4)
+    while i < digits_end and _HEX[buf[i]]:
+        i += 1
+    if i >= size:
+        return 0
+    if buf[i] == _LF:
+        return i + 1 - start
+    if buf[i] != _CR:
+        return -1
+    if i + 1 >= size:
+        return 0
+    return i + 2 - start if buf[i + 1] == _LF else -1
+
+
+def crc_fields(frame):
+    """(stated, computed): the checksum text after '!' ('' when absent) and the CRC of '/'…'!'."""
+    frame = _as_bytes(frame)
+    bang = frame.find(b"!")
+    if bang < 0:
+        raise FormatError("P1 telegram has no '!' end marker (cut short?)")
+    end = bang + 1
+    while end < len(frame) and frame[end] not in (_CR, _LF):
+        end += 1
+    stated = "".join(chr(byte) for byte in frame[bang + 1:end]).strip()
+    return stated, crc16_arc(frame, 0, bang + 1)
+
+
+def check_crc(frame):
+    """True/False for a telegram with a checksum; None when it carries none we can judge."""
+    stated, computed = crc_fields(frame)
+    if not stated:
+        return None
+    try:
+        matches = int(stated, 16) == computed   # accepts lowercase and unpadded ('B9F')
+    except ValueError:
+        return False
+    if matches:
+        return True
+    if len(stated) < 3:
+        return None   # a checksum line cut short in a saved capture ('!21'): nothing to judge
+    return False
+
+
+def encode_telegram(header, lines, crc=True):
+    """'/' + header, a blank line, the data lines, '!' and (if crc) the CRC16/ARC, all CR LF."""
+    body = "/" + header + "\r\n\r\n" + "".join(line + "\r\n" for line in lines) + "!"
+    data = body.encode()
+    if crc:
+        data += b"%04X" % crc16_arc(data)
+    return data + b"\r\n"
+
+
+def _as_bytes(frame):
+    if isinstance(frame, str):
+        return frame.encode()
+    return frame if isinstance(frame, bytes) else bytes(frame)
+
