@@ -1,0 +1,343 @@
+"""A-XDR encoded DLMS Data (IEC 62056-6-2): decode and encode self-describing typed values.
+
+Decoded values are plain Python, chosen so the COSEM layer can tell them apart:
+
+    null-data              None            boolean               bool
+    array, compact-array   list            structure             tuple
+    integer types, enum    int             bcd                   int (two BCD digits)
+    octet-string           bytes           date-time/date/time   bytes (raw 12/5/4 bytes)
+    visible/utf8-string    str             bit-string            BitString
+    float32/float64        Exact (exact value of the IEEE bits; NaN/infinity -> None)
+
+`encode` is the inverse for these plain values; wrap a value in `Typed(tag, value)` to pick a
+tag the plain value does not imply (long-unsigned, date-time, float32, ...).
+"""
+from ..errors import FormatError
+from ..exact import Exact
+
+NULL, ARRAY, STRUCTURE, BOOLEAN, BIT_STRING = 0, 1, 2, 3, 4
+DOUBLE_LONG, DOUBLE_LONG_UNSIGNED, OCTET_STRING, VISIBLE_STRING = 5, 6, 9, 10
+UTF8_STRING, BCD, INTEGER, LONG, UNSIGNED, LONG_UNSIGNED = 12, 13, 15, 16, 17, 18
+COMPACT_ARRAY, LONG64, LONG64_UNSIGNED, ENUM, FLOAT32, FLOAT64 = 19, 20, 21, 22, 23, 24
+DATE_TIME, DATE, TIME = 25, 26, 27
+
+MAX_DEPTH = 12   # meters nest 3-4 levels; deeper is garbage (and would exhaust a small stack)
+
+# tag -> (size in bytes, signed)
+_INTEGERS = {
+    DOUBLE_LONG: (4, True), DOUBLE_LONG_UNSIGNED: (4, False), INTEGER: (1, True),
+    LONG: (2, True), UNSIGNED: (1, False), LONG_UNSIGNED: (2, False), LONG64: (8, True),
+    LONG64_UNSIGNED: (8, False), ENUM: (1, False),
+}
+_FIXED_OCTETS = {DATE_TIME: 12, DATE: 5, TIME: 4}
+# float tag -> (byte size, exponent bits, fraction bits)
+_FLOATS = {FLOAT32: (4, 8, 23), FLOAT64: (8, 11, 52)}
+
+
+class BitString:
+    __slots__ = ("bits", "data")
+
+    def __init__(self, bits, data):
+        self.bits = bits    # number of bits; data holds them MSB first, padded to whole bytes
+        self.data = bytes(data)
+
+    def __eq__(self, other):
+        return isinstance(other, BitString) and (self.bits, self.data) == (other.bits, other.data)
+
+    def __repr__(self):
+        return "BitString(%d, %r)" % (self.bits, self.data)
+
+
+class Typed:
+    """Encoder hint: encode `value` with A-XDR type `tag`."""
+    __slots__ = ("tag", "value")
+
+    def __init__(self, tag, value):
+        self.tag = tag
+        self.value = value
+
+
+# ---- decoding -------------------------------------------------------------------------------
+
+def decode(buf, pos=0):
+    """One Data item at buf[pos:] -> (value, next_pos). FormatError on anything malformed."""
+    try:
+        return _decode(buf, pos, 0)
+    except (IndexError, ValueError, TypeError) as e:
+        raise FormatError("A-XDR: malformed data at offset %d (%s)" % (pos, e))
+
+
+def _decode(buf, pos, depth):
+    if pos >= len(buf):
+        raise FormatError("A-XDR: data truncated at offset %d" % pos)
+    tag = buf[pos]
+    if tag == COMPACT_ARRAY:
+        _check_depth(depth, pos)
+        desc, p = _type_description(buf, pos + 1, depth + 1)
+        return _compact_array(buf, p, desc, depth + 1)
+    if tag == ARRAY or tag == STRUCTURE:
+        _check_depth(depth, pos)
+        count, p = decode_length(buf, pos + 1)
+        _need(buf, p, count, pos)    # every element takes at least one byte
+        items = []
+        for _ in range(count):
+            item, p = _decode(buf, p, depth + 1)
+            items.append(item)
+        return (items if tag == ARRAY else tuple(items)), p
+    return _simple(tag, buf, pos + 1, pos)
+
+
+def _simple(tag, buf, p, at):
+    """The body of a non-container type starting at p (its tag was at `at`)."""
+    if tag in _INTEGERS:
+        size, signed = _INTEGERS[tag]
+        return _int(buf, p, size, signed, at), p + size
+    if tag == OCTET_STRING or tag == VISIBLE_STRING or tag == UTF8_STRING:
+        n, p = decode_length(buf, p)
+        _need(buf, p, n, at)
+        raw = bytes(buf[p:p + n])
+        if tag == OCTET_STRING:
+            return raw, p + n
+        return _text(raw, tag, at), p + n
+    if tag == NULL:
+        return None, p
+    if tag == BOOLEAN:
+        _need(buf, p, 1, at)
+        return buf[p] != 0, p + 1
+    if tag in _FIXED_OCTETS:
+        n = _FIXED_OCTETS[tag]
+        _need(buf, p, n, at)
+        return bytes(buf[p:p + n]), p + n
+    if tag == BIT_STRING:
+        bits, p = decode_length(buf, p)
+        n = (bits + 7) // 8
+        _need(buf, p, n, at)
+        return BitString(bits, buf[p:p + n]), p + n
+    if tag == BCD:
+        _need(buf, p, 1, at)
+        b = buf[p]
+        return (b >> 4) * 10 + (b & 15), p + 1
+    if tag in _FLOATS:
+        size, ebits, fbits = _FLOATS[tag]
+        return _float(_int(buf, p, size, False, at), ebits, fbits), p + size
+    raise FormatError("A-XDR: unknown type tag 0x%02X at offset %d" % (tag, at))
+
+
+def decode_length(buf, pos):
+    """A-XDR length: one byte < 0x80, or 0x8N followed by N big-endian bytes."""
+    _need(buf, pos, 1, pos)
+    first = buf[pos]
+    if first < 0x80:
+        return first, pos + 1
+    n = first & 0x7F
+    if n == 0 or n > 4:
+        raise FormatError("A-XDR: bad length byte 0x%02X at offset %d" % (first, pos))
+    _need(buf, pos + 1, n, pos)
+    return _int(buf, pos + 1, n, False, pos), pos + 1 + n
+
+
+def _need(buf, pos, n, at):
+    if pos + n > len(buf):
+        raise FormatError("A-XDR: item at offset %d needs %d bytes, %d left"
+                          % (at, n, max(0, len(buf) - pos)))
+
+
+def _check_depth(depth, pos):
+    if depth >= MAX_DEPTH:
+        raise FormatError("A-XDR: nesting deeper than %d at offset %d" % (MAX_DEPTH, pos))
+
+
+def _int(buf, pos, size, signed, at):
+    _need(buf, pos, size, at)
+    value = int.from_bytes(bytes(buf[pos:pos + size]), "big")
+    if signed and value >> (size * 8 - 1):
+        value -= 1 << (size * 8)
+    return value
+
+
+def _text(raw, tag, at):
+    if tag == VISIBLE_STRING:     # ISO 646; latin-1 by hand (MicroPython decodes only UTF-8)
+        return "".join(chr(b) for b in raw)
+    try:
+        return raw.decode("utf-8")
+    except (UnicodeError, ValueError):
+        raise FormatError("A-XDR: invalid UTF-8 string at offset %d" % at)
+
+
+def _float(bits, ebits, fbits):
+    """IEEE-754 bits -> Exact, exactly: m * 2**k written as (m * 5**-k) * 10**k."""
+    sign = -1 if bits >> (ebits + fbits) else 1
+    biased = (bits >> fbits) & ((1 << ebits) - 1)
+    frac = bits & ((1 << fbits) - 1)
+    if biased == (1 << ebits) - 1:
+        return None                         # NaN or infinity: no meter value
+    bias = (1 << (ebits - 1)) - 1
+    if biased:
+        frac |= 1 << fbits
+    else:
+        biased = 1                          # subnormal
+    k = biased - bias - fbits
+    if frac == 0:
+        return Exact(0, 0)
+    while frac & 1 == 0:
+        frac >>= 1
+        k += 1
+    if k >= 0:
+        return Exact(sign * (frac << k), 0)
+    return Exact(sign * frac * 5 ** -k, k)
+
+
+# compact-array: a type description, then the values without their tags
+
+def _type_description(buf, pos, depth):
+    _check_depth(depth, pos)
+    _need(buf, pos, 1, pos)
+    tag = buf[pos]
+    if tag == ARRAY:
+        count = _int(buf, pos + 1, 2, False, pos)
+        sub, p = _type_description(buf, pos + 3, depth + 1)
+        return (ARRAY, count, sub), p
+    if tag == STRUCTURE:
+        count, p = decode_length(buf, pos + 1)
+        _need(buf, p, count, pos)
+        subs = []
+        for _ in range(count):
+            sub, p = _type_description(buf, p, depth + 1)
+            subs.append(sub)
+        return (STRUCTURE, subs), p
+    if tag == COMPACT_ARRAY:
+        raise FormatError("A-XDR: nested compact-array at offset %d" % pos)
+    return tag, pos + 1
+
+
+def _compact_array(buf, pos, desc, depth):
+    size, p = decode_length(buf, pos)
+    _need(buf, p, size, pos)
+    end = p + size
+    items = []
+    while p < end:
+        item, p = _untagged(buf, p, desc, depth)
+        items.append(item)
+    if p != end:
+        raise FormatError("A-XDR: compact-array contents overrun at offset %d" % pos)
+    return items, end
+
+
+def _untagged(buf, pos, desc, depth):
+    _check_depth(depth, pos)
+    if isinstance(desc, int):
+        if desc == ARRAY or desc == STRUCTURE:
+            raise FormatError("A-XDR: bad compact-array description at offset %d" % pos)
+        return _simple(desc, buf, pos, pos)
+    if desc[0] == ARRAY:
+        _need(buf, pos, desc[1], pos)
+        items = []
+        for _ in range(desc[1]):
+            item, pos = _untagged(buf, pos, desc[2], depth + 1)
+            items.append(item)
+        return items, pos
+    items = []
+    for sub in desc[1]:
+        item, pos = _untagged(buf, pos, sub, depth + 1)
+        items.append(item)
+    return tuple(items), pos
+
+
+# ---- encoding -------------------------------------------------------------------------------
+
+def encode(value):
+    """Plain value (or Typed) -> A-XDR bytes. ints default to double-long, or long64 if larger."""
+    if isinstance(value, Typed):
+        return _encode_typed(value.tag, value.value)
+    if value is None:
+        return b"\x00"
+    if value is True or value is False:
+        return bytes((BOOLEAN, 1 if value else 0))
+    if isinstance(value, int):
+        fits = -(1 << 31) <= value < (1 << 31)
+        return _encode_typed(DOUBLE_LONG if fits else LONG64, value)
+    if isinstance(value, (bytes, bytearray)):
+        return _encode_typed(OCTET_STRING, value)
+    if isinstance(value, str):
+        ascii_only = all(ord(c) < 0x80 for c in value)
+        return _encode_typed(VISIBLE_STRING if ascii_only else UTF8_STRING, value)
+    if isinstance(value, list):
+        return _encode_typed(ARRAY, value)
+    if isinstance(value, tuple):
+        return _encode_typed(STRUCTURE, value)
+    if isinstance(value, BitString):
+        return _encode_typed(BIT_STRING, value)
+    if isinstance(value, Exact):
+        return _encode_typed(FLOAT64, value)
+    raise ValueError("A-XDR: cannot encode %r" % (value,))
+
+
+def encode_length(n):
+    if n < 0x80:
+        return bytes((n,))
+    size = (n.bit_length() + 7) // 8
+    return bytes((0x80 | size,)) + n.to_bytes(size, "big")
+
+
+def _encode_typed(tag, value):
+    head = bytes((tag,))
+    if tag in _INTEGERS:
+        size, signed = _INTEGERS[tag]
+        low = -(1 << (size * 8 - 1)) if signed else 0
+        if not low <= value < low + (1 << (size * 8)):
+            raise ValueError("A-XDR: %d does not fit type %d" % (value, tag))
+        return head + (value % (1 << (size * 8))).to_bytes(size, "big")
+    if tag == ARRAY or tag == STRUCTURE:
+        return head + encode_length(len(value)) + b"".join(encode(v) for v in value)
+    if tag == OCTET_STRING:
+        return head + encode_length(len(value)) + bytes(value)
+    if tag == VISIBLE_STRING or tag == UTF8_STRING:
+        raw = value.encode("utf-8") if tag == UTF8_STRING else bytes(ord(c) for c in value)
+        return head + encode_length(len(raw)) + raw
+    if tag in _FIXED_OCTETS:
+        if len(value) != _FIXED_OCTETS[tag]:
+            raise ValueError("A-XDR: type %d takes %d bytes" % (tag, _FIXED_OCTETS[tag]))
+        return head + bytes(value)
+    if tag == BOOLEAN:
+        return head + (b"\x01" if value else b"\x00")
+    if tag == NULL:
+        return head
+    if tag == BIT_STRING:
+        return head + encode_length(value.bits) + value.data
+    if tag == BCD:
+        return head + bytes(((value // 10) << 4 | value % 10,))
+    if tag in _FLOATS:
+        size, ebits, fbits = _FLOATS[tag]
+        return head + float_bits(value, ebits, fbits).to_bytes(size, "big")
+    raise ValueError("A-XDR: cannot encode type %d" % tag)
+
+
+def float_bits(value, ebits, fbits):
+    """Exact -> IEEE-754 bits; ValueError unless the value is exactly representable."""
+    m, e = value.mantissa, value.exponent
+    sign = 1 if m < 0 else 0
+    m = abs(m)
+    if e >= 0:
+        n, k = m * 10 ** e, 0
+    else:
+        if m % 5 ** -e:
+            raise ValueError("%s is not a binary fraction" % value)
+        n, k = m // 5 ** -e, e
+    if n == 0:
+        return sign << (ebits + fbits)
+    while n & 1 == 0:
+        n >>= 1
+        k += 1
+    if n.bit_length() > fbits + 1:
+        raise ValueError("%s needs more than %d bits" % (value, fbits + 1))
+    shift = fbits + 1 - n.bit_length()
+    n, k = n << shift, k - shift
+    bias = (1 << (ebits - 1)) - 1
+    biased = k + fbits + bias
+    if biased <= 0:                          # subnormal: drop the implicit bit
+        if n & ((1 << (1 - biased)) - 1):
+            raise ValueError("%s underflows" % value)
+        n, biased = n >> (1 - biased), 0
+    elif biased >= (1 << ebits) - 1:
+        raise ValueError("%s overflows" % value)
+    return (sign << (ebits + fbits)) | (biased << fbits) | (n & ((1 << fbits) - 1))

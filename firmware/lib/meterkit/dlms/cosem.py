@@ -1,0 +1,246 @@
+"""COSEM mapping: the typed values of a data-notification body -> a Reading.
+
+A push body is one structure (or array) in one of these shapes, told apart by its items:
+
+1. structures `(OBIS, value[, (scaler, unit)])` (Aidon, Kaifa AT/TINETZ);
+2. a flat run `OBIS, value[, (scaler, unit)], OBIS, value, ...` (Kamstrup, Kaifa SE, EVN);
+3. bare values without OBIS codes (Kaifa NO): the list version picks a layout in pushlists;
+4. L+G / Iskra: item 0 is the capture-object list `[(class, OBIS, attribute, index), ...]`
+   naming the items that follow, one to one.
+
+Shapes 1 and 2 mix within one body (Kaifa MA309 sends its clock flat, then structures). Items
+without an OBIS code (a leading date-time, a list version, a trailing meter number, null
+padding) are "loose": they feed the timestamp, the model detection and the meter id.
+"""
+from ..clock import iso_datetime, valid_date
+from ..errors import FormatError
+from ..exact import Exact
+from ..obis import is_logical_name, obis_text
+from ..reading import Reading
+from . import pushlists
+from .axdr import BitString
+
+METER_ID_CODES = ("0-0:96.1.0", "0-0:42.0.0", "1-1:0.0.5", "1-0:0.0.5", "1-1:96.1.0")
+
+
+def notification_reading(body, header_time=None, model=None):
+    """Body Data of a data-notification (+ its date-time as ISO text) -> Reading.
+
+    model: a pushlists.MODELS name to force a register map; None detects it from the frame.
+    """
+    items = list(body) if isinstance(body, (list, tuple)) else [body]
+    reading = Reading()
+    push_setup = None
+    if items and _is_capture_list(items[0]):
+        entries, push_setup = _from_capture_list(items[0], items, reading.warnings)
+        loose = []
+    else:
+        entries, loose = _walk(items)
+    version = _list_version(entries, items)
+    if not entries:
+        layout = pushlists.positional_layout(version, len(items))
+        if layout is None:
+            raise FormatError("push list without OBIS codes and no known layout (%d values, "
+                              "list version %r)" % (len(items), version))
+        entries = [(code, value, None) for code, value in zip(layout, items)]
+        loose = []
+    if model is None:
+        labelled = [(obis_text(code), _plain_text(value)) for code, value, _ in entries]
+        model = pushlists.model_for(version, push_setup, labelled)
+    clock = None
+    for code, value, scaler_unit in entries:
+        obis = obis_text(code)
+        if isinstance(value, (list, tuple)):
+            reading.warnings.append("%s: compound value skipped" % obis)
+            continue
+        value, unit = _convert(code, value, scaler_unit, model)
+        reading.add(obis, value, unit)
+        if clock is None and code[0] == 0 and code[2:5] == b"\x01\x00\x00" and _is_iso(value):
+            clock = value
+    reading.timestamp = clock or header_time or _loose_time(loose)
+    reading.meter_id = _meter_id(reading, loose, version)
+    return reading
+
+
+# ---- labelling ------------------------------------------------------------------------------
+
+def _is_capture_list(item):
+    if not isinstance(item, list) or not item:
+        return False
+    for obj in item:
+        if not (isinstance(obj, tuple) and len(obj) == 4 and isinstance(obj[0], int)
+                and isinstance(obj[1], bytes) and len(obj[1]) == 6 and isinstance(obj[2], int)):
+            return False
+    return True
+
+
+def _from_capture_list(capture, items, warnings):
+    """Capture object i names item i; only attribute 2 (the value) becomes a reading value."""
+    if len(capture) != len(items):
+        warnings.append("capture list names %d objects, the push carries %d"
+                        % (len(capture), len(items)))
+    entries, scalers, push_setup = [], [], None
+    for (class_id, code, attribute, _), value in zip(capture, items):
+        if class_id == 40:                  # the push setup itself (its list, its name)
+            push_setup = obis_text(code)
+        elif attribute == 3 and _is_scaler_unit(value):
+            scalers.append((code, value))   # a register's scaler_unit pushed alongside
+        elif attribute == 2:
+            entries.append((code, value, None))
+    if scalers:
+        entries = [(code, value, _lookup(scalers, code)) for code, value, _ in entries]
+    return entries, push_setup
+
+
+def _lookup(pairs, key):
+    for k, v in pairs:
+        if k == key:
+            return v
+    return None
+
+
+def _walk(items):
+    """Shapes 1 and 2: pick out (OBIS, value, scaler_unit) wherever an OBIS code leads."""
+    entries, loose = [], []
+    i, n = 0, len(items)
+    while i < n:
+        item = items[i]
+        if isinstance(item, tuple) and len(item) in (2, 3) and is_logical_name(item[0]):
+            scaler_unit = item[2] if len(item) == 3 and _is_scaler_unit(item[2]) else None
+            entries.append((item[0], item[1], scaler_unit))
+            i += 1
+        elif is_logical_name(item) and i + 1 < n:
+            if i + 2 < n and _is_scaler_unit(items[i + 2]):
+                entries.append((item, items[i + 1], items[i + 2]))
+                i += 3
+            else:
+                entries.append((item, items[i + 1], None))
+                i += 2
+        else:
+            if item is not None:            # Kamstrup pads missing phases with null-data
+                loose.append(item)
+            i += 1
+    return entries, loose
+
+
+def _is_scaler_unit(item):
+    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int)
+            and isinstance(item[1], int) and not isinstance(item[0], bool)
+            and -128 <= item[0] <= 127 and 0 <= item[1] <= 255)
+
+
+def _list_version(entries, items):
+    for code, value, _ in entries:
+        if code[2:5] == b"\x00\x02\x81":    # x-x:0.2.129, the list version identifier
+            return _plain_text(value)
+    if items and not _is_datetime_bytes(items[0]):
+        return _plain_text(items[0])
+    return None
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+def _convert(code, value, scaler_unit, model):
+    """A typed value -> (Exact | str | None, unit text); integers get their scaler exactly."""
+    if scaler_unit is not None:
+        scaler, unit = scaler_unit[0], pushlists.unit_text(scaler_unit[1])
+    else:
+        scaler, unit = pushlists.scaler(model, code), pushlists.default_unit(code)
+    if isinstance(value, bool):
+        return Exact(1 if value else 0), ""
+    if isinstance(value, int):
+        return Exact(value, scaler), unit
+    if isinstance(value, Exact):
+        return value.scaled(scaler), unit
+    if isinstance(value, BitString):
+        bits = "".join("1" if value.data[i // 8] & (0x80 >> i % 8) else "0"
+                       for i in range(value.bits))
+        return bits, ""
+    if isinstance(value, (bytes, bytearray)):
+        return octets_text(value), ""
+    return value, ""                        # str or None
+
+
+def octets_text(raw):
+    """An octet string as a person reads it: date-time -> ISO, ASCII -> text, else hex."""
+    if not raw:
+        return None
+    when = datetime_text(raw)
+    if when is not None:
+        return when
+    text = _plain_text(raw)
+    if text is not None:
+        return text
+    return "".join("%02X" % b for b in raw)
+
+
+def _plain_text(value):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)) and value and all(0x20 <= b < 0x7F for b in value):
+        return "".join(chr(b) for b in value)
+    return None
+
+
+def datetime_text(raw):
+    """COSEM date-time (12 bytes) -> ISO text, or None when it is not a usable date-time.
+
+    The deviation is minutes from local time to UTC (UTC = local + deviation), so CEST is
+    -120 and prints +02:00; 0x8000 means unspecified and gives naive local time.
+    """
+    if not _is_datetime_bytes(raw):
+        return None
+    year = raw[0] << 8 | raw[1]
+    month, day, hour, minute, second = raw[2], raw[3], raw[5], raw[6], raw[7]
+    if second == 0xFF:
+        second = 0
+    if year == 0xFFFF or not valid_date(year, month, day, hour, minute, second):
+        return None
+    deviation = raw[9] << 8 | raw[10]
+    offset = None
+    if deviation != 0x8000:
+        if deviation & 0x8000:
+            deviation -= 0x10000
+        if -900 <= deviation <= 900:
+            offset = -deviation
+    return iso_datetime(year, month, day, hour, minute, second, offset)
+
+
+def _is_datetime_bytes(value):
+    return isinstance(value, (bytes, bytearray)) and len(value) == 12 and value[0] < 0x20
+
+
+def _is_iso(value):
+    return isinstance(value, str) and len(value) >= 19 and value[4] == "-" and value[10] == "T"
+
+
+def _loose_time(loose):
+    for item in loose:
+        when = datetime_text(item)
+        if when is not None:
+            return when
+    return None
+
+
+def _meter_id(reading, loose, version):
+    for obis in METER_ID_CODES:
+        found = reading.get(obis)
+        if found is not None and isinstance(found.value, str) and found.value:
+            return found.value
+    for item in reversed(loose):            # EVN: the meter number trails the list, unlabelled
+        text = _plain_text(item)
+        if text and text != version:
+            return text
+    for obis, value in reading.values:      # last resort: a channel's device id (0-b:96.1.0)
+        if obis.endswith(":96.1.0") and isinstance(value.value, str) and value.value:
+            return value.value
+    return None
+
+
+# ---- encoding (simulator, tests) ------------------------------------------------------------
+
+def datetime_bytes(year, month, day, hour, minute, second, offset_minutes=None, weekday=0xFF):
+    """The inverse of datetime_text: 12 bytes, deviation 0x8000 when the offset is unknown."""
+    deviation = 0x8000 if offset_minutes is None else (-offset_minutes) & 0xFFFF
+    return bytes((year >> 8, year & 0xFF, month, day, weekday, hour, minute, second, 0xFF,
+                  deviation >> 8, deviation & 0xFF, 0x00))
