@@ -85,19 +85,21 @@ def _text(data):
 
 def _logical_lines(lines, reading):
     """(line number, text) of each data line, with '(' continuation lines joined to their line."""
-    joined = []
+    pending = None
     for number, line in enumerate(lines, 2):
         line = line.strip()
         if not line:
             continue
-        if line[0] == "(":
-            if joined:
-                joined[-1][1] += line
-            else:
-                reading.warnings.append("line %d skipped (continues nothing): %s" % (number, line[:60]))
-            continue
-        joined.append([number, line])
-    return joined
+        if line[0] != "(":
+            if pending:
+                yield pending
+            pending = [number, line]
+        elif pending:
+            pending[1] += line
+        else:
+            reading.warnings.append("line %d skipped (continues nothing): %s" % (number, line[:60]))
+    if pending:
+        yield pending
 
 
 def _parse_line(line):
@@ -139,6 +141,8 @@ def _groups(line, i):
 
 def _interpret(code, groups):
     """Value groups -> (value, unit, timestamp) as the meter means them."""
+    if code[:5] == _CLOCK_CODE and len(groups) != 1:
+        raise ValueError("the telegram time is one value")
     if len(groups) == 1:
         value, unit = _scalar(code, groups[0])
         return value, unit, None
@@ -157,11 +161,11 @@ def _scalar(code, text):
     text = text.strip()
     if not text:
         return None, ""
+    if code[:5] == _CLOCK_CODE or (_is_timestamp(text) and text[-1] in _OFFSETS):
+        return iso_timestamp(text), ""
     number, star, unit = text.rpartition("*")
     if star:
         return Exact.parse(number), unit
-    if _is_timestamp(text) and (text[-1] in _OFFSETS or code[:5] == _CLOCK_CODE):
-        return iso_timestamp(text), ""
     if (code[2], code[3]) in _TEXT_CODES:
         return text, ""
     try:
