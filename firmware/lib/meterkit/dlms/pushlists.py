@@ -27,6 +27,8 @@ def unit_enum(text):
     """Inverse of unit_text for encoders ('' -> 255, no unit)."""
     if not text:
         return 255
+    if text not in _UNITS:
+        raise ValueError("%r is not a DLMS unit (use the base unit and a scaler)" % text)
     return _UNITS.index(text)
 
 
