@@ -9,6 +9,21 @@ import decimal
 import json
 
 
+# Known errors in the peer vectors, each checked against the frame itself: (vector id, OBIS) -> what
+# the frame really states. The source suites only asserted the value of these fields.
+ERRATA = {
+    # the telegram reads 0-2:24.2.1(...)(00246.138*m3); the vector records no unit
+    ("dsmr_parser/TELEGRAM_V5_TWO_MBUS", "0-2:24.2.1"): {"unit": "m3"},
+    # the frame's logical name is 09 06 00 01 60 01 00 FF = 0-1:96.1.0; the source project matches
+    # OBIS codes ignoring the B group and the vector wrote 0-0:96.1.0
+    ("smartmeter-datacollector/lg_e450_extended_register", "0-0:96.1.0"): {"obis": "0-1:96.1.0"},
+    # amsreader's golden values state energy in kWh; the frames state Wh (scaler/unit in the frame),
+    # and the decode contract keeps the meter's own unit: the same quantity, exactly
+    ("amsreader/aidon_gh1119-1", "1-0:1.8.0"): {"value": 109552250, "unit": "Wh"},
+    ("amsreader/sagemcom_gh867-2", "1-0:1.8.0"): {"value": 4752026, "unit": "Wh"},
+}
+
+
 def as_decimal(value):
     if isinstance(value, bool) or value is None:
         return None
@@ -47,6 +62,8 @@ def mismatches(vector, decoded):
     problems = []
     values = decoded.get("values", {})
     for obis, want in vector["expected"].items():
+        want = dict(want, **ERRATA.get((vector["id"], obis), {}))
+        obis = want.get("obis", obis)
         have = values.get(obis)
         if have is None:
             problems.append("%s missing" % obis)

@@ -62,4 +62,8 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    try:
+        _main(sys.argv[1:])
+    except Exception as error:   # keep stdout clean for the JSON lines; say why on stderr
+        sys.stderr.write("%s: %s\n" % (type(error).__name__, error))
+        sys.exit(1)

@@ -47,13 +47,16 @@ class StreamDecoder:
     def flush(self):
         """End of input: decode a trailing bare APDU, report a truncated frame, reset the buffer."""
         events = []
-        rest = bytes(self.buf)
+        rest, pending = bytes(self.buf), self.scan_from
         self.buf = bytearray()
         self.scan_from = 0
         if rest.startswith(_BARE_APDU):
             self._decode(self.apdu.decode, rest, "apdu", events)
-        elif rest and rest[0] in self._framers:
-            self._emit(FormatError("truncated frame at the end of the input (%d bytes)" % len(rest)), events)
+        elif pending < len(rest) and rest[pending:] != b"\x7e":
+            # a frame start was waiting for more bytes (a lone 0x7E is just the last closing flag)
+            self.skipped += pending
+            self._emit(FormatError("truncated frame at the end of the input (%d bytes)"
+                                   % (len(rest) - pending)), events)
         else:
             self.skipped += len(rest)
         return events
@@ -72,7 +75,7 @@ class StreamDecoder:
             frame = bytes(buf[pos:pos + n])
             if pos and not bytes(buf[:pos]).startswith(_BARE_APDU):
                 self.skipped += pos
-            del buf[:pos + n]
+            buf = self.buf = buf[pos + n:]   # (MicroPython bytearrays can't delete slices)
             pos = 0
             self._decode(framer[1], frame, None, events)
         self.scan_from = pos
@@ -80,7 +83,7 @@ class StreamDecoder:
     def _bound(self):
         excess = len(self.buf) - self.max_buffer
         if excess > 0:
-            del self.buf[:excess]
+            self.buf = self.buf[excess:]
             self.skipped += excess
             self.scan_from = max(0, self.scan_from - excess)
 
