@@ -156,6 +156,7 @@ def test_block_transfer_reassembles_and_restarts_on_block_one():
         assert decoder.decode(block) is None
     reading = decoder.decode(b"\xe6\xe7\x00" + blocks[-1])
     assert str(reading.get("1-0:1.8.0").value) == "123456.789"
+    assert reading.warnings == ["an unfinished block transfer (2 blocks) was dropped when a new one began"]
     assert reading.timestamp == "2024-03-01T12:00:00+01:00"
 
 

@@ -22,16 +22,24 @@ class ApduDecoder:
         self.push_lists = push_lists      # a pushlists.MODELS name to force, None = detect
         self._blocks = None               # bytearray of data received so far
         self._next_block = 1
+        self._dropped = 0                 # blocks of an unfinished transfer a new one replaced
 
     def decode(self, apdu):
         """One APDU (optionally behind an LLC header) -> Reading, or None (GBT incomplete)."""
         apdu = _strip_llc(bytes(apdu))
         if apdu[:1] == bytes((GENERAL_BLOCK_TRANSFER,)):
             complete = self._block_transfer(apdu)
-            return None if complete is None else self.decode(complete)
+            return None if complete is None else self._noting_drops(self.decode(complete))
         if apdu[:1] == bytes((GENERAL_GLO_CIPHERING,)):
             return self._ciphered(apdu)
         return self.decode_plain(apdu)
+
+    def _noting_drops(self, reading):
+        if reading is not None and self._dropped:
+            reading.warnings.append("an unfinished block transfer (%d blocks) was dropped when a "
+                                    "new one began" % self._dropped)
+        self._dropped = 0
+        return reading
 
     def decode_plain(self, apdu):
         """An unencrypted APDU (also the plaintext security.open hands back)."""
@@ -87,6 +95,8 @@ class ApduDecoder:
 
     def _accept(self, number, data):
         if number == 1:                     # a new transfer: forget any unfinished one
+            if self._blocks is not None:
+                self._dropped = self._next_block - 1
             self._blocks = bytearray()
             self._next_block = 1
         if self._blocks is None or number != self._next_block:
