@@ -107,10 +107,24 @@ def _parse_line(line):
     paren = line.find("(")
     if paren <= 0:
         raise ValueError("no OBIS code followed by '('")
-    code = _obis_code(line[:paren])
+    code, obis = _obis(line[:paren])
     groups = _groups(line, paren)
     value, unit, timestamp = _interpret(code, groups)
-    return obis_text(code), value, unit, timestamp
+    return obis, value, unit, timestamp
+
+
+_CODES = {}   # OBIS text as written -> (6 bytes, canonical text): a meter repeats the same ~40 codes
+
+
+def _obis(text):
+    known = _CODES.get(text)
+    if known is None:
+        code = _obis_code(text)
+        known = (code, obis_text(code))
+        if len(_CODES) >= 256:   # bounded: a noisy line can't grow it
+            _CODES.clear()
+        _CODES[text] = known
+    return known
 
 
 def _obis_code(text):

@@ -35,16 +35,28 @@ def frame_length(buf, start):
     if buf[start] != _SLASH:
         return -1
     limit = min(size, start + MAX_TELEGRAM)
-    text = _TEXT
-    previous = _SLASH
-    for i in range(start + 1, limit):
-        byte = buf[i]
-        if byte == _BANG:
-            return _trailer_length(buf, start, i + 1)
-        if not text[byte] or (byte == _SLASH and previous == _LF):
-            return -1   # binary data, or a new telegram began: this one was cut short
-        previous = byte
-    return -1 if limit == start + MAX_TELEGRAM else 0
+    bang = buf.find(b"!", start + 1, limit)
+    end = limit if bang < 0 else bang
+    if _has_binary(buf, start + 1, end) or buf.find(b"\n/", start, end) >= 0:
+        return -1   # binary data, or a new telegram began: this one was cut short
+    if bang < 0:
+        return -1 if limit == start + MAX_TELEGRAM else 0
+    return _trailer_length(buf, start, bang + 1)
+
+
+if hasattr(bytes, "translate"):
+    _TEXT_CHARS = bytes(i for i in range(256) if _TEXT[i])
+
+    def _has_binary(buf, start, end):
+        # CPython: delete every text byte in C; anything left over is binary
+        return bool(bytes(buf[start:end]).translate(None, _TEXT_CHARS))
+else:
+    def _has_binary(buf, start, end):
+        text = _TEXT
+        for i in range(start, end):
+            if not text[buf[i]]:
+                return True
+        return False
 
 
 def _trailer_length(buf, start, i):
