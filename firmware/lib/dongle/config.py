@@ -1,0 +1,240 @@
+"""The dongle's configuration: one JSON document, validated field by field, written atomically.
+
+    config, errors = validate(doc)   # errors: ["mqtt.port: must be 1..65535", ...]
+    config = load(path)              # missing or corrupt file: defaults (errors=[] collects why)
+    save(path, config)               # temp file + rename: a power cut leaves the old or the new file
+    public_view(config)              # secrets masked, for status pages
+
+A config is {section: {field: value}}; SCHEMA lists every field with its default and its check.
+A field that fails its check keeps its default and adds one "section.field: why" message.
+"""
+import json
+import os
+
+PROFILES = ("auto", "dsmr5", "dsmr22", "smarty", "mbus_dlms", "hdlc_dlms")
+SECRETS = (("wifi", "password"), ("mqtt", "password"), ("meter", "key"),
+           ("meter", "auth_key"), ("admin", "password"))
+MASK = "********"
+HEX = "0123456789abcdefABCDEF"
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+HOST_CHARS = NAME_CHARS + ".:"
+
+
+# -- checks: each returns the (normalized) value or raises ValueError(why) ---------------------------
+
+def _text(value, max_len, min_len=0):
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    size = len(value.encode())
+    if size > max_len:
+        raise ValueError("must be at most %d bytes long" % max_len)
+    if value and size < min_len:
+        raise ValueError("must be empty or at least %d characters long" % min_len)
+    return value
+
+
+def text(max_len, min_len=0):
+    return lambda value: _text(value, max_len, min_len)
+
+
+def made_of(chars, what, max_len):
+    def check(value):
+        for char in _text(value, max_len):
+            if char not in chars:
+                raise ValueError("must be %s (%r is not allowed)" % (what, char))
+        return value
+    return check
+
+
+def number(low, high):
+    def check(value):
+        if type(value) is not int:
+            raise ValueError("must be a whole number")
+        if not low <= value <= high:
+            raise ValueError("must be %d..%d" % (low, high))
+        return value
+    return check
+
+
+def boolean(value):
+    if type(value) is not bool:
+        raise ValueError("must be true or false")
+    return value
+
+
+def choice(options):
+    def check(value):
+        if value not in options:
+            raise ValueError("must be one of %s" % ", ".join(options))
+        return value
+    return check
+
+
+def hex_key(value):
+    """16-byte AES key as 32 hex digits (spaces allowed); empty means none."""
+    key = _text(value, 64).replace(" ", "")
+    if key and (len(key) != 32 or [c for c in key if c not in HEX]):
+        raise ValueError("must be 32 hex digits (16 bytes) or empty")
+    return key.upper()
+
+
+def wifi_password(value):
+    _text(value, 64)
+    if value and not 8 <= len(value) <= 63 and not (len(value) == 64 and
+                                                    not [c for c in value if c not in HEX]):
+        raise ValueError("must be empty (open network), 8..63 characters or 64 hex digits")
+    return value
+
+
+def topic(value):
+    _text(value, 128)
+    if not value or "+" in value or "#" in value or value[0] == "/" or value[-1] == "/":
+        raise ValueError("must be a topic like meterkit/kitchen: not empty, no + or #, "
+                         "no leading or trailing /")
+    return value
+
+
+def pem_certificate(value):
+    _text(value, 8192)
+    if value and not (value.strip().startswith("-----BEGIN CERTIFICATE-----")
+                      and value.strip().endswith("-----END CERTIFICATE-----")):
+        raise ValueError("must be empty or a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    return value
+
+
+SCHEMA = (
+    ("wifi", (
+        ("ssid", "", text(32)),
+        ("password", "", wifi_password),
+    )),
+    ("meter", (
+        ("profile", "auto", choice(PROFILES)),
+        ("key", "", hex_key),           # empty: the meter sends plaintext
+        ("auth_key", "", hex_key),      # empty: no authentication key (or the tag is not checked)
+    )),
+    ("board", (
+        ("name", "generic", made_of(NAME_CHARS, "letters, digits, - and _", 32)),
+    )),
+    ("mqtt", (
+        ("host", "", made_of(HOST_CHARS, "a host name or IP address", 253)),  # empty: MQTT off
+        ("port", 1883, number(1, 65535)),
+        ("user", "", text(64)),
+        ("password", "", text(128)),
+        ("tls", False, boolean),
+        ("ca_cert", "", pem_certificate),
+        ("base_topic", "meterkit", topic),
+        ("discovery_prefix", "homeassistant", topic),
+        ("client_id", "", made_of(NAME_CHARS, "letters, digits, - and _", 23)),  # empty: chip id
+    )),
+    ("publish", (
+        ("raw", True, boolean),
+        ("harmonized", True, boolean),
+        ("ha_discovery", True, boolean),
+        ("min_interval", 0, number(0, 86400)),   # seconds between publishes; 0: every reading
+        ("on_change", False, boolean),
+    )),
+    ("admin", (
+        ("password", "", text(64, 8)),          # empty: setup mode, no password yet
+    )),
+    ("ap", (
+        ("timeout", 600, number(0, 86400)),     # seconds the setup access point stays up; 0: always
+    )),
+)
+
+
+def defaults():
+    return dict((section, dict((name, default) for name, default, _ in fields))
+                for section, fields in SCHEMA)
+
+
+def validate(doc):
+    """(config, errors): every known field checked, defaults for what is missing or invalid."""
+    config = defaults()
+    if not isinstance(doc, dict):
+        return config, ["(document): must be a JSON object"]
+    errors = []
+    known = [section for section, _ in SCHEMA]
+    for key in sorted(doc):
+        if key not in known:
+            errors.append("%s: unknown field" % key)
+    for section, fields in SCHEMA:
+        given = doc.get(section, {})
+        if not isinstance(given, dict):
+            errors.append("%s: must be an object" % section)
+            continue
+        names = [name for name, _, _ in fields]
+        for key in sorted(given):
+            if key not in names:
+                errors.append("%s.%s: unknown field" % (section, key))
+        for name, _, check in fields:
+            if name in given:
+                try:
+                    config[section][name] = check(given[name])
+                except ValueError as e:
+                    errors.append("%s.%s: %s" % (section, name, e))
+    return config, errors + _cross_checks(config)
+
+
+def _cross_checks(config):
+    meter = config["meter"]
+    errors = []
+    if meter["profile"] == "smarty" and not meter["key"]:
+        errors.append("meter.key: the smarty profile needs the meter's key")
+    if meter["auth_key"] and not meter["key"]:
+        errors.append("meter.auth_key: set only together with meter.key")
+    return errors
+
+
+def public_view(config):
+    """A copy with every secret replaced by MASK ("" stays "": it shows the secret is unset)."""
+    view = dict((section, dict(values)) for section, values in config.items())
+    for section, name in SECRETS:
+        if view[section][name]:
+            view[section][name] = MASK
+    return view
+
+
+def load(path, errors=None):
+    """The config in path; defaults if it is missing or corrupt (why: appended to errors)."""
+    problems = []
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError:
+        return defaults()
+    try:
+        doc = json.loads(content.decode())
+    except ValueError:  # bad JSON or bad UTF-8 (UnicodeError is a ValueError)
+        problems.append("%s: not valid JSON, using the defaults" % path)
+        doc = {}
+    config, invalid = validate(doc)
+    if errors is not None:
+        errors.extend(problems + invalid)
+    return config
+
+
+def to_json(config):
+    """The document in SCHEMA order, one section per line, for people who read the file."""
+    lines = []
+    for section, fields in SCHEMA:
+        values = ", ".join('"%s": %s' % (name, json.dumps(config[section][name]))
+                           for name, _, _ in fields)
+        lines.append('  "%s": {%s}' % (section, values))
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+_rename = getattr(os, "replace", None) or os.rename   # replace: the CPython spelling on Windows
+
+
+def save(path, config):
+    """Validate, write path.tmp, then rename over path: never a half-written config."""
+    config, errors = validate(config)
+    if errors:
+        raise ValueError("; ".join(errors))
+    temp = path + ".tmp"
+    with open(temp, "w") as f:
+        f.write(to_json(config))
+        f.flush()
+        if hasattr(os, "fsync"):
+            os.fsync(f.fileno())
+    _rename(temp, path)
