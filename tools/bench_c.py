@@ -73,11 +73,7 @@ def best_us(call, n, rounds=5):
 
 
 def c_figures(library):
-    lib = ctypes.CDLL(str(library))
-    size, buf = ctypes.c_size_t, ctypes.c_char_p
-    lib.mk_gcm_decrypt.argtypes = [buf, buf, size, buf, size, buf, size, buf, size, ctypes.c_void_p]
-    lib.mk_crc16_arc.argtypes = lib.mk_crc16_x25.argtypes = [buf, size]
-    lib.mk_gcm_engine.restype = ctypes.c_char_p
+    lib = build_clib.load(library)
     out = {"engine": lib.mk_gcm_engine().decode()}
     for name, length in SIZES.items():
         data, tag = bytes(length), bytes(12)

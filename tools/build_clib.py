@@ -6,9 +6,11 @@
   the same API ESP-IDF ships). `engine="portable"` forces the AES+own-GHASH engine that
   MicroPython's bundled mbedtls (no GCM) gets; `sanitize=True` adds ASan+UBSan.
 * `build_fuzzer()` -> a libFuzzer binary (clang) over the C entry points.
+* `load()` -> the built library through ctypes, with the mk_core.h signatures declared.
 A missing compiler or library raises BuildError with the Debian package to install.
 """
 import argparse
+import ctypes
 import pathlib
 import shutil
 import subprocess
@@ -87,6 +89,19 @@ def build_fuzzer(out_dir):
                + ["-o", str(target)] + mbedtls_flags())
     run_compiler(command)
     return target
+
+
+def load(library):
+    """ctypes.CDLL of a built library with mk_core.h's argument and result types."""
+    lib = ctypes.CDLL(str(library))
+    size, buf, out = ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p
+    lib.mk_gcm_decrypt.argtypes = [buf, buf, size, buf, size, buf, size, buf, size, out]
+    lib.mk_gcm_encrypt.argtypes = [buf, buf, size, buf, size, buf, size, out, out, size]
+    lib.mk_gcm_engine.restype = ctypes.c_char_p
+    for crc in (lib.mk_crc16_arc, lib.mk_crc16_x25):
+        crc.argtypes = [buf, size]
+        crc.restype = ctypes.c_uint16
+    return lib
 
 
 def asan_runtime():
