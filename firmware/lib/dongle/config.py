@@ -111,6 +111,7 @@ SCHEMA = (
         ("profile", "auto", choice(PROFILES)),
         ("key", "", hex_key),           # empty: the meter sends plaintext
         ("auth_key", "", hex_key),      # empty: no authentication key (or the tag is not checked)
+        ("source", "", text(256)),      # unix port only: tcp:HOST:PORT or a capture file; empty: UART
     )),
     ("board", (
         ("name", "generic", made_of(NAME_CHARS, "letters, digits, - and _", 32)),
@@ -132,6 +133,10 @@ SCHEMA = (
         ("ha_discovery", True, boolean),
         ("min_interval", 0, number(0, 86400)),   # seconds between publishes; 0: every reading
         ("on_change", False, boolean),
+        ("diagnostics_interval", 60, number(1, 86400)),   # seconds between diagnostics messages
+    )),
+    ("http", (
+        ("port", 80, number(0, 65535)),         # the status page (/api/status); 0: off
     )),
     ("admin", (
         ("password", "", text(64, 8)),          # empty: setup mode, no password yet
