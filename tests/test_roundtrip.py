@@ -141,3 +141,28 @@ def test_frames_of_every_kind_interleaved_with_garbage_in_one_stream():
     assert [r.source for r in readings] == ["p1", "hdlc", "mbus", "p1"]
     assert str(readings[2].get("1-0:32.7.0").value) == "233.7"
     assert decoder.skipped > 0
+
+
+def test_a_p1_only_decoder_loads_no_dlms_or_crypto_code():
+    """A DSMR5 dongle never pays heap for the layers it does not use (checked on MicroPython)."""
+    from conftest import run_micropython
+    telegram = p1_telegram([("1-0:1.8.1", 1234, -3, "kWh")])
+    hdlc_frame = b"".join(hdlc.encode(apdu.encode_notification([("1-0:1.7.0", 230, 0, "W")])))
+    code = """
+import sys
+from meterkit.stream import StreamDecoder
+d = StreamDecoder(framings=("p1",))
+events = d.feed(%r + %r + %r)
+print(len(events), events[0].get("1-0:1.8.1").value, events[1].get("1-0:1.8.1").value, d.skipped > 0)
+print(sorted(m for m in sys.modules if m.startswith("meterkit")))
+""" % (telegram, hdlc_frame, telegram)
+    first, modules = run_micropython(code).strip().splitlines()
+    assert first == "2 1.234 1.234 True"
+    for unwanted in ("meterkit.dlms", "meterkit.security", "meterkit.crypto", "meterkit.link.hdlc"):
+        assert unwanted not in modules, modules
+
+
+def test_unknown_framing_is_refused():
+    import pytest
+    with pytest.raises(ValueError, match="unknown framing 'sml'"):
+        StreamDecoder(framings=("p1", "sml"))

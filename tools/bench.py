@@ -1,0 +1,181 @@
+"""`make bench`: speed and memory figures, printed as a table. Never asserted in tests.
+
+1. CPython, the same inputs through meterkit and through the reference decoders in one run:
+   DSMR 5 P1 telegrams/s vs dsmr_parser, L+G E450 HDLC pushes/s vs gurux-dlms (goal >= 20x).
+2. MicroPython unix port: us per decrypt+decode of a Smarty frame and an encrypted E450 push with
+   the viper GCM path vs the plain-Python path (goal >= 10x), heap allocated per telegram, and
+   the smallest heap that still decodes the frame (code compiled to .mpy, as on the device).
+3. The line-rate headroom: decode time vs the time the UART needs to deliver the same frame.
+4. What the helper benches add (C module vs viper; runtime memory) when they are present.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+CORE = ROOT / "firmware" / "lib"
+VECTORS = ROOT.parent / "shared" / "vectors"
+sys.path.insert(0, str(CORE))
+sys.path.insert(0, str(HERE))
+
+import build_mpy  # noqa: E402
+
+
+def vector(file, suffix):
+    for v in json.loads((VECTORS / file).read_text()):
+        if v["id"].endswith(suffix):
+            raw = bytes.fromhex(v["raw"]) if v["raw_format"] == "hex" else v["raw"].encode("latin-1")
+            return v, raw
+    raise KeyError(suffix)
+
+
+def per_second(call, seconds=1.0):
+    call()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+# 1. CPython vs the reference decoders --------------------------------------------------------
+
+def cpython_rows():
+    from meterkit.stream import StreamDecoder
+    rows = []
+    _, p1 = vector("ndokter_dsmr_parser.json", "TELEGRAM_V5")
+    decoder = StreamDecoder()
+    ours = per_second(lambda: decoder.feed(p1))
+    from dsmr_parser import telegram_specifications
+    from dsmr_parser.parsers import TelegramParser
+    parser = TelegramParser(telegram_specifications.V5)
+    text = p1.decode()
+    theirs = per_second(lambda: parser.parse(text))
+    rows.append(("DSMR5 P1 telegram (CPython), telegrams/s", ours, "dsmr_parser", theirs, 20))
+
+    _, e450 = vector("scs_smartmeter_datacollector.json", "lg_e450_unencrypted_valid")
+    decoder = StreamDecoder()
+    ours = per_second(lambda: decoder.feed(e450))
+    theirs = per_second(lambda: gurux_decode(e450))
+    rows.append(("E450 HDLC push, 6 frames (CPython), pushes/s", ours, "gurux-dlms", theirs, 20))
+    return rows
+
+
+def gurux_decode(data):
+    from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+    from gurux_dlms.enums import InterfaceType
+    client = GXDLMSClient(True)
+    client.interfaceType = InterfaceType.HDLC
+    reply, notify, buffer = GXReplyData(), GXReplyData(), GXByteBuffer(data)
+    while buffer.position != buffer.size:
+        client.getData(buffer, reply, notify)
+    return notify.value
+
+
+# 2. MicroPython: viper vs plain Python, heap ---------------------------------------------------
+
+MP_DECODE = """
+import gc, time
+from meterkit.crypto import gcm
+from meterkit.stream import StreamDecoder
+from meterkit.reading import Reading
+data = bytes.fromhex(RAW)
+def once(decoder):
+    decoder.security.reset_counters()
+    events = decoder.feed(data) + decoder.flush()
+    assert len(events) == 1 and isinstance(events[0], Reading), events
+out = {}
+for name, rounds in BACKENDS:
+    gcm.use(name)
+    decoder = StreamDecoder(KEY, AK)
+    once(decoder)
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    once(decoder)
+    heap = gc.mem_alloc() - before
+    gc.enable()
+    gc.collect()
+    start = time.ticks_us()
+    for _ in range(rounds):
+        once(decoder)
+    out[name] = (time.ticks_diff(time.ticks_us(), start) // rounds, heap)
+print(out)
+"""
+
+
+def micropython(code, heapsize="4m", path=CORE):
+    env = dict(os.environ, MICROPYPATH=str(path))
+    return subprocess.run([build_mpy.micropython(), "-X", "heapsize=" + heapsize, "-c", code],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def mp_decode(raw, key, ak, backends, path=CORE, heapsize="4m"):
+    code = "RAW = %r\nKEY = %r\nAK = %r\nBACKENDS = %r\n" % (raw.hex(), key, ak, backends) + MP_DECODE
+    proc = micropython(code, heapsize, path)
+    if proc.returncode:
+        raise RuntimeError(proc.stdout[-500:] + proc.stderr[-1500:])
+    return eval(proc.stdout)   # a dict literal printed by our own script
+
+
+def smallest_heap(raw, key, ak, mpy_tree):
+    """Smallest -X heapsize (KB, 4 KB steps) in which import + one decode still succeed."""
+    low, high = 8, 512
+    while high - low > 4:
+        mid = (low + high) // 2 // 4 * 4
+        try:
+            mp_decode(raw, key, ak, [("viper", 1)], path=mpy_tree, heapsize="%dk" % mid)
+            high = mid
+        except RuntimeError:
+            low = mid
+    return high
+
+
+def micropython_rows():
+    rows = []
+    smarty_v, smarty = vector("openhab_openhab_addons_dsmr.json", "smarty_decrypter_test")
+    e450_v, e450 = vector("scs_smartmeter_datacollector.json", "lg_e450_encrypted_no_pushlist")
+    cases = (("Smarty (0xDB + P1)", smarty, bytes.fromhex(smarty_v["key_hex"]), None, 115200),
+             ("E450 (HDLC + GBT + GCM)", e450, bytes.fromhex(e450_v["key_hex"]), None, 2400))
+    with tempfile.TemporaryDirectory() as tree:
+        build_mpy.build("x64", tree)
+        for name, raw, key, ak, baud in cases:
+            figures = mp_decode(raw, key, ak, [("viper", 200), ("python", 10)])
+            viper_us, viper_heap = figures["viper"]
+            python_us, python_heap = figures["python"]
+            heap_kb = smallest_heap(raw, key, ak, pathlib.Path(tree) / "lib")
+            line_us = len(raw) * (11 if baud == 2400 else 10) * 1e6 / baud
+            rows.append((name, viper_us, python_us, viper_heap, python_heap, heap_kb, line_us))
+    return rows
+
+
+def main():
+    print("meterkit benchmarks (machine: %d cores, shared; figures vary from run to run)\n" % os.cpu_count())
+    print("%-48s %12s %-12s %12s %8s %6s" % ("CPython", "meterkit", "reference", "reference", "ratio", "goal"))
+    for what, ours, ref, theirs, goal in cpython_rows():
+        print("%-48s %12.0f %-12s %12.0f %7.1fx %5dx" % (what, ours, ref, theirs, ours / theirs, goal))
+
+    print("\n%-26s %10s %10s %7s %11s %11s %10s %12s" % (
+        "MicroPython unix port", "viper us", "python us", "ratio", "heap/frame", "(python)",
+        "min heap", "UART time"))
+    for name, vus, pus, vheap, pheap, heap_kb, line_us in micropython_rows():
+        print("%-26s %10d %10d %6.1fx %10dB %10dB %8dKB %10.0fus" % (
+            name, vus, pus, pus / max(vus, 1), vheap, pheap, heap_kb, line_us))
+    print("  ratio goal >= 10x. heap/frame: bytes allocated while decoding one frame (GC off), an")
+    print("  upper bound of its peak. min heap: smallest -X heapsize that imports the .mpy core and")
+    print("  decodes the frame. UART time: how long the line needs to deliver that frame; decode")
+    print("  time well below it is the line-rate headroom (unix port on a PC; an ESP32 is slower).")
+
+    for extra in ("bench_c", "bench_runtime"):
+        if (HERE / (extra + ".py")).exists():
+            print("\n-- %s --" % extra)
+            subprocess.run([sys.executable, str(HERE / (extra + ".py"))], check=False)
+
+
+if __name__ == "__main__":
+    main()
