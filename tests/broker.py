@@ -1,12 +1,15 @@
-"""A real mosquitto broker on a free loopback port, for the MQTT tests.
+"""A real mosquitto broker on a free loopback port, and the helpers around it, for the MQTT tests:
+a mosquitto_sub subscriber, a fake broker that misbehaves, TLS certificates.
 
     with Broker(tmp_path) as broker:          # or the `broker` fixture in test_mqtt.py
         broker.port, broker.stop(), broker.start()
 """
 import getpass
+import queue
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -87,3 +90,106 @@ class Broker:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def pump(stream, lines):
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
+
+
+def expect(proc, prefix, timeout=20):
+    """The next stdout line starting with prefix (the others are skipped)."""
+    while True:
+        line = proc.lines.get(timeout=timeout)
+        assert line is not None, "process ended before printing %r" % prefix
+        if line.startswith(prefix):
+            return line
+
+
+class Subscriber:
+    """mosquitto_sub, ready once its SUBACK arrived; messages as 'topic retain qos payload'."""
+
+    def __init__(self, port, topic):
+        argv = ["stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
+                "-t", topic, "-F", "MSG %t %r %q %p"]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.proc.lines = queue.Queue()
+        threading.Thread(target=pump, args=(self.proc.stdout, self.proc.lines),
+                         daemon=True).start()
+        try:
+            expect(self.proc, "Subscribed")
+        except BaseException:
+            self.close()
+            raise
+
+    def next_message(self):
+        return expect(self.proc, "MSG ")[4:]
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class FakeBroker:
+    """Accepts one client, answers CONNACK, then sends `then` and its FIN (or stays silent)."""
+
+    def __init__(self, then):
+        self.then = then
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        conn, _ = self.server.accept()
+        with conn:
+            conn.recv(1024)                 # CONNECT
+            conn.sendall(b"\x20\x02\x00\x00")
+            conn.recv(1024)                 # whatever the client does next
+            if self.then:
+                conn.sendall(self.then)
+                conn.shutdown(socket.SHUT_WR)
+            conn.settimeout(30)
+            try:
+                while conn.recv(1024):
+                    pass
+            except OSError:
+                pass
+
+    def close(self):
+        self.server.close()
+
+
+def make_ca(directory, stem):
+    """A CA and a server certificate for 127.0.0.1 signed by it, as PEM files."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def certificate(subject, key, issuer, issuer_key, serial, extension, critical):
+        start = datetime.datetime(2024, 1, 1)
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                .public_key(key.public_key()).serial_number(serial).not_valid_before(start)
+                .not_valid_after(start + datetime.timedelta(days=36500))
+                .add_extension(extension, critical=critical).sign(issuer_key, hashes.SHA256()))
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate(name(stem), ca_key, name(stem), ca_key, 1,
+                     x509.BasicConstraints(ca=True, path_length=None), True)
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = certificate(name("127.0.0.1"), key, ca.subject, ca_key, 2, san, False)
+    pem = serialization.Encoding.PEM
+    paths = dict((part, directory / ("%s-%s.pem" % (stem, part))) for part in ("ca", "cert", "key"))
+    paths["ca"].write_bytes(ca.public_bytes(pem))
+    paths["cert"].write_bytes(server.public_bytes(pem))
+    paths["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return paths

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from broker import Broker
+from broker import Broker, FakeBroker, Subscriber, expect, make_ca, pump
 from conftest import CORE, micropython_binary
 
 RUNTIMES = ["micropython", "cpython"]
@@ -52,43 +52,8 @@ def start(runtime, port, body):
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     proc.lines = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, proc.lines), daemon=True).start()
+    threading.Thread(target=pump, args=(proc.stdout, proc.lines), daemon=True).start()
     return proc
-
-
-def _pump(stream, lines):
-    for line in stream:
-        lines.put(line.rstrip("\n"))
-    lines.put(None)
-
-
-def expect(proc, prefix, timeout=20):
-    """The next stdout line starting with prefix (the others are skipped)."""
-    while True:
-        line = proc.lines.get(timeout=timeout)
-        assert line is not None, "process ended before printing %r" % prefix
-        if line.startswith(prefix):
-            return line
-
-
-class Subscriber:
-    """mosquitto_sub, ready once its SUBACK arrived; messages as 'topic retain qos payload'."""
-
-    def __init__(self, port, topic):
-        argv = ["stdbuf", "-oL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
-                "-t", topic, "-F", "MSG %t %r %q %p"]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        self.proc.lines = queue.Queue()
-        threading.Thread(target=_pump, args=(self.proc.stdout, self.proc.lines),
-                         daemon=True).start()
-        expect(self.proc, "Subscribed")
-
-    def next_message(self):
-        return expect(self.proc, "MSG ")[4:]
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -284,37 +249,6 @@ asyncio.run(main())
     assert "alive True" in lines and "published" in lines
 
 
-class FakeBroker:
-    """Accepts one client, answers CONNACK, then sends `then` and its FIN (or stays silent)."""
-
-    def __init__(self, then):
-        self.then = then
-        self.server = socket.socket()
-        self.server.bind(("127.0.0.1", 0))
-        self.server.listen(1)
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        conn, _ = self.server.accept()
-        with conn:
-            conn.recv(1024)                 # CONNECT
-            conn.sendall(b"\x20\x02\x00\x00")
-            conn.recv(1024)                 # whatever the client does next
-            if self.then:
-                conn.sendall(self.then)
-                conn.shutdown(socket.SHUT_WR)
-            conn.settimeout(30)
-            try:
-                while conn.recv(1024):
-                    pass
-            except OSError:
-                pass
-
-    def close(self):
-        self.server.close()
-
-
 MALFORMED = [
     (b"\x30\xff\xff\xff\xff\x01", "remaining length too long"),
     (b"\x40\x03\x00\x01\x00", "malformed or unexpected packet"),       # PUBACK of 3 bytes
@@ -399,3 +333,26 @@ def test_varint_encoding_matches_the_spec():
     assert _varint(16383) == b"\xff\x7f"
     assert _varint(16384) == b"\x80\x80\x01"
     assert _varint(268435455) == b"\xff\xff\xff\x7f"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_tls_with_the_brokers_ca_and_with_a_wrong_one(tmp_path, runtime):
+    good, wrong = make_ca(tmp_path, "good"), make_ca(tmp_path, "wrong")
+    tls = "cafile %s\ncertfile %s\nkeyfile %s\n" % (good["ca"], good["cert"], good["key"])
+    with Broker(tmp_path, extra_conf=tls) as broker:
+        lines = run(runtime, broker.port, """
+from dongle.mqtt import tls_context
+async def attempt(ca_file):
+    c = MQTTClient("tls", "127.0.0.1", PORT, ssl=tls_context(open(ca_file).read()))
+    try:
+        await c.connect()
+        await c.publish("tls/x", b"secret reading", qos=1)
+        print("ok", c.connected)
+        await c.disconnect()
+    except MQTTError as e:
+        print("refused", c.connected, e)
+asyncio.run(attempt(%r))
+asyncio.run(attempt(%r))
+""" % (str(good["ca"]), str(wrong["ca"])))
+        assert lines[0] == "ok True"
+        assert lines[1].startswith("refused False cannot connect to 127.0.0.1:%d: " % broker.port)

@@ -1,6 +1,7 @@
 """A small asyncio MQTT 3.1.1 client for the dongle (and the host: it runs on CPython too).
 
-umqtt.simple blocks the event loop on connect and on reads; this one never does. One reader at a
+umqtt.simple blocks the event loop on connect and on reads; this one does not (except for the DNS
+lookup inside MicroPython's asyncio.open_connection: give an IP address or resolve once). One reader at a
 time owns the socket (a lock), so `poll()` can run in its own task while another task publishes and
 waits for its PUBACK. Every wait is bounded. A broken connection closes the socket, sets
 `connected` to False and raises MQTTError with a reason; the caller reconnects and requeues.
@@ -66,6 +67,24 @@ def _os_reason(error):
     return name or str(error) or type(error).__name__
 
 
+def tls_context(ca_pem=None):
+    """An ssl context for MQTTClient(ssl=...), the same on MicroPython and CPython. With the
+    broker's CA certificate (PEM) the broker is verified; without one the link is encrypted but
+    the broker is not authenticated (the ESP32 has no CA store)."""
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_pem:
+        import binascii
+        lines = ca_pem.strip().split("\n")
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=binascii.a2b_base64("".join(lines[1:-1])))  # DER
+    else:
+        if hasattr(context, "check_hostname"):
+            context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class MQTTClient:
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=60,
                  ssl=None, will=None):
@@ -101,10 +120,7 @@ class MQTTClient:
             await self._close()
         where = "%s:%d" % (self.host, self.port)
         try:
-            if self.ssl:
-                opened = asyncio.open_connection(self.host, self.port, ssl=self.ssl)
-            else:
-                opened = asyncio.open_connection(self.host, self.port)
+            opened = asyncio.open_connection(self.host, self.port, ssl=self.ssl or None)
             self._reader, self._writer = await _within(opened, timeout * 1000)
             self._read_lock, self._write_lock = asyncio.Lock(), asyncio.Lock()
             self._pending = {}
@@ -117,6 +133,8 @@ class MQTTClient:
             await self._lost("no answer from %s within %d s" % (where, timeout))
         except OSError as e:
             await self._lost("cannot connect to %s: %s" % (where, _os_reason(e)))
+        except ValueError as e:  # MicroPython's TLS handshake failures (bad certificate, ...)
+            await self._lost("cannot connect to %s: TLS: %s" % (where, " ".join(str(e).split())))
         except MQTTError as e:
             await self._lost("cannot connect to %s: %s" % (where, e))
         if first != 0x20 or len(body) != 2:
