@@ -104,11 +104,20 @@ print(r.to_json())
 
 
 def test_crc_backends_agree_with_the_check_values():
-    """CRC catalogue check values for '123456789', on the compiled and the table backends."""
+    """CRC catalogue check values for '123456789', on the compiled, viper and table backends."""
     import meterkit.crc as crc
-    assert crc.crc16_arc(b"123456789") == 0xBB3D
-    assert crc.crc16_x25(b"123456789") == 0x906E
-    assert crc.crc16_x25(b"xx123456789yy", 2, 11) == 0x906E
-    out = run_micropython("import meterkit.crc as c; print(c.BACKEND, c.crc16_arc(b'123456789'), "
-                          "c.crc16_x25(b'xx123456789yy', 2, 11))")
-    assert out.split() == ["python", str(0xBB3D), str(0x906E)]
+    _, arc, x25 = crc._python()
+    for arc_fn, x25_fn in ((crc.crc16_arc, crc.crc16_x25), (arc, x25)):
+        assert arc_fn(b"123456789") == 0xBB3D
+        assert x25_fn(b"123456789") == 0x906E
+        assert x25_fn(b"xx123456789yy", 2, 11) == 0x906E
+    code = """
+import meterkit.crc as c
+_, arc, x25 = c._python()
+seed, same = 7, True
+for n in range(0, 600, 37):
+    data = bytes((i * 131 + n) & 0xFF for i in range(n))
+    same = same and c.crc16_arc(data) == arc(data) and c.crc16_x25(data, 1 if n else 0) == x25(data, 1 if n else 0)
+print(c.BACKEND, c.crc16_arc(b'123456789'), c.crc16_x25(b'xx123456789yy', 2, 11), same)
+"""
+    assert run_micropython(code).split() == ["viper", str(0xBB3D), str(0x906E), "True"]

@@ -54,3 +54,34 @@ def test_every_vector_identical_on_micropython(tmp_path):
         micropython = decode(vector, "micropython", tmp_path)
         assert micropython == cpython, vector["id"]
         check(vector, micropython)
+
+
+PATHS_SCRIPT = """
+import meterkit
+meterkit.PURE_PYTHON = %r
+from meterkit.stream import StreamDecoder, decode_chunks
+from meterkit import crc
+from meterkit.crypto import gcm
+from meterkit.link import p1
+print(crc.BACKEND, gcm.BACKEND, p1._has_binary is p1._has_binary_python)
+for raw, key, ak in CASES:
+    d = StreamDecoder(bytes.fromhex(key) if key else None, bytes.fromhex(ak) if ak else None)
+    data = bytes.fromhex(raw)
+    for line in decode_chunks([data[i:i + 97] for i in range(0, len(data), 97)], d):
+        print(line)
+"""
+
+
+def test_viper_and_plain_python_paths_agree_on_micropython():
+    """The accelerated paths (viper GCM, CRC and P1 scan) and the plain-Python ones give the same
+    lines for every vector, on the MicroPython unix port."""
+    from conftest import run_micropython
+    cases = [(vector_bytes(v).hex(), v["key_hex"] or "", v["auth_key_hex"] or "") for v in VECTORS]
+    outputs = {}
+    for pure in (False, True):
+        code = "CASES = %r\n" % (cases,) + PATHS_SCRIPT % pure
+        header, _, lines = run_micropython(code, heapsize="8m", timeout=600).partition("\n")
+        outputs[pure] = lines
+        assert header == ("python python True" if pure else "viper viper False")
+    assert outputs[True] == outputs[False]
+    assert outputs[True].count('"values"') == len(VECTORS)

@@ -1,9 +1,9 @@
 """CRC-16 variants used on meter links.
 
 CRC16/ARC guards DSMR P1 telegrams; CRC-16/X-25 guards HDLC headers and frames. Both functions
-take (data, start, end) so framers check a frame in place. The table-driven Python below runs
-everywhere; where a compiled implementation is importable it is used instead (our C module on
-custom firmware, `fastcrc` on the host), and BACKEND says which.
+take (data, start, end) so framers check a frame in place. The fastest implementation this
+runtime has is chosen at import, and BACKEND says which: our C module (custom firmware), viper
+(MicroPython), `fastcrc` (the host), or the table-driven Python below, which runs everywhere.
 """
 
 
@@ -17,7 +17,9 @@ def _table(poly):
     return tuple(table)
 
 
-def _reflected(table, init, xorout):
+def _reflected(poly, init, xorout):
+    table = _table(poly)
+
     def crc16(data, start=0, end=None):
         crc = init
         for i in range(start, len(data) if end is None else end):
@@ -34,20 +36,30 @@ def _sliced(compiled):
     return crc16
 
 
-try:
-    from meterkit_c import crc16_arc as _arc, crc16_x25 as _x25
-    BACKEND = "cmodule"
-except ImportError:
-    try:
-        from fastcrc.crc16 import arc as _arc, ibm_sdlc as _x25
-        BACKEND = "fastcrc"
-    except ImportError:
-        _arc = _x25 = None
-        BACKEND = "python"
+def _python():
+    # P1: poly 0x8005 reflected, init 0; HDLC: 0x1021 reflected, init and xorout 0xFFFF
+    return "python", _reflected(0xA001, 0, 0), _reflected(0x8408, 0xFFFF, 0xFFFF)
 
-if _arc is None:
-    crc16_arc = _reflected(_table(0xA001), 0, 0)            # P1: poly 0x8005 reflected, init 0
-    crc16_x25 = _reflected(_table(0x8408), 0xFFFF, 0xFFFF)  # HDLC: 0x1021 reflected, init/xorout 0xFFFF
-else:
-    crc16_arc = _sliced(_arc)
-    crc16_x25 = _sliced(_x25)
+
+def _choose():
+    from . import PURE_PYTHON
+    if PURE_PYTHON:
+        return _python()
+    try:
+        from meterkit_c import crc16_arc, crc16_x25   # takes (data, start, end) itself
+        return "cmodule", crc16_arc, crc16_x25
+    except ImportError:
+        pass
+    try:
+        from .crc_viper import crc16_arc, crc16_x25
+        return "viper", crc16_arc, crc16_x25
+    except ImportError:
+        pass
+    try:
+        from fastcrc.crc16 import arc, ibm_sdlc
+        return "fastcrc", _sliced(arc), _sliced(ibm_sdlc)
+    except ImportError:
+        return _python()
+
+
+BACKEND, crc16_arc, crc16_x25 = _choose()

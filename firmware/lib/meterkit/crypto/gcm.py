@@ -67,7 +67,8 @@ def backend(name):
 
 
 def _choose():
-    for name in ORDER:
+    from .. import PURE_PYTHON
+    for name in ("python",) if PURE_PYTHON else ORDER:
         chosen = _load(name)
         if chosen is not None:
             return name, chosen

@@ -6,6 +6,7 @@ The CRC covers '/' through '!' inclusive and is sent as four hex digits. DSMR 2.
 some gateways send a bare '!'; a few meters drop leading zeros ('!B9F'); some saved captures cut the
 checksum line short ('!21').
 """
+from .. import PURE_PYTHON
 from ..crc import crc16_arc
 from ..errors import FormatError
 
@@ -44,19 +45,31 @@ def frame_length(buf, start):
     return _trailer_length(buf, start, bang + 1)
 
 
-if hasattr(bytes, "translate"):
+def _has_binary_python(buf, start, end):
+    text = _TEXT
+    for i in range(start, end):
+        if not text[buf[i]]:
+            return True
+    return False
+
+
+_has_binary = _has_binary_python
+if PURE_PYTHON:
+    pass   # benchmarks and path-equivalence tests want the plain loop
+elif hasattr(bytes, "translate"):
     _TEXT_CHARS = bytes(i for i in range(256) if _TEXT[i])
 
     def _has_binary(buf, start, end):
         # CPython: delete every text byte in C; anything left over is binary
         return bool(bytes(buf[start:end]).translate(None, _TEXT_CHARS))
 else:
-    def _has_binary(buf, start, end):
-        text = _TEXT
-        for i in range(start, end):
-            if not text[buf[i]]:
-                return True
-        return False
+    try:
+        from .p1_viper import has_binary as _viper_has_binary
+
+        def _has_binary(buf, start, end):
+            return _viper_has_binary(_TEXT, buf, start, end)
+    except ImportError:   # a MicroPython build without the native emitter: stay with Python
+        pass
 
 
 def _trailer_length(buf, start, i):
