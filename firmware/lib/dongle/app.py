@@ -1,0 +1,193 @@
+"""The dongle program: wiring of independent asyncio tasks.
+
+    reader        meter UART -> StreamDecoder -> spool          (never waits on the network)
+    publisher     spool -> MQTT, QoS 1, reconnect with backoff  (publisher.py)
+    wifi          keep the station connected                    (a no-op on the unix port)
+    housekeeping  watchdog, gc, diagnostics every N s
+    status page   GET /api/status                               (status_http.py)
+
+Unix port: `micropython firmware/main.py DATA_DIR [--exit-at-end] [--verbose]`; DATA_DIR holds
+config.json and the spool. --exit-at-end stops once the meter source has ended and every reading
+is published (tests, captures).
+"""
+import asyncio
+import gc
+import json
+import sys
+from binascii import unhexlify
+
+from meterkit.harmonize import harmonize
+
+from . import board as boards, config, profiles, topics
+from .hw import load as load_hw
+from .publisher import Publisher
+from .reader import Reader, Throttle, ticks_ms
+from .spool import Spool
+
+VERSION = "0.1.0"
+WATCHDOG_MS = 30000
+COUNTERS = ("meter_bytes", "readings", "throttled", "published", "mqtt_connects",
+            "dropped_oversize", "frames_ok", "frames_crc", "frames_auth", "frames_replay",
+            "frames_format", "skipped_bytes", "line_switches")
+
+
+def say(*words):
+    print(*words)
+    if hasattr(sys.stdout, "flush"):
+        sys.stdout.flush()
+
+
+def _key(text):
+    return unhexlify(text) if text else None
+
+
+def _ticks_diff(a, b):
+    from time import ticks_diff
+    return ticks_diff(a, b)
+
+
+class App:
+    def __init__(self, argv):
+        self.hw = hw = load_hw()
+        self.finite = "--exit-at-end" in argv
+        self.verbose = "--verbose" in argv
+        self.data = hw.data_dir(argv)
+        problems = []
+        self.cfg = cfg = config.load(self.data + "/config.json", problems)
+        for problem in problems:
+            say("config:", problem)
+        self.stats = dict((name, 0) for name in COUNTERS)
+        self.stats.update(version=VERSION, last_error=None, mqtt_error=None, meter_error=None)
+        self.started = ticks_ms()
+        self.last_reading = None
+        self.board = self._board(cfg["board"]["name"])
+        meter = cfg["meter"]
+        self.auto = profiles.AutoLine(profiles.lines(meter["profile"]),
+                                      first=profiles.first_line(self.board["default_profile"]))
+        self.port = hw.MeterPort(self.board, self.auto.line, meter["source"])
+        self.spool = Spool(self.data + "/spool", hw.SPOOL_RAM_ITEMS, hw.SPOOL_FILE_BYTES)
+        publish = cfg["publish"]
+        self.reader = Reader(self.port, self.auto, self.spool, self.stats, _key(meter["key"]),
+                             _key(meter["auth_key"]), profiles.framings(meter["profile"]),
+                             Throttle(publish["min_interval"], publish["on_change"]),
+                             self.finite, self._on_reading)
+        self.node = hw.unique_id()
+        self.publisher = None
+        if cfg["mqtt"]["host"]:
+            settings = dict(cfg["mqtt"])
+            settings.update(publish)
+            self.publisher = Publisher(settings, self.spool, self.stats, self.node,
+                                       self.reader.wake, self._remembered_device(), self._ssl(),
+                                       self._remember_device, VERSION)
+        self.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
+
+    def _board(self, name):
+        try:
+            return boards.load(name, self.hw.board_roots(self.data))
+        except ValueError as e:
+            say("board:", e, "- using the generic board")
+            self.stats["last_error"] = str(e)
+            return boards.load("generic", [])
+
+    def _ssl(self):
+        mqtt = self.cfg["mqtt"]
+        if not mqtt["tls"]:
+            return None
+        from .mqtt import tls_context
+        return tls_context(mqtt["ca_cert"] or None)
+
+    def _remembered_device(self):
+        try:
+            with open(self.data + "/meter_id") as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+
+    def _remember_device(self, device):
+        with open(self.data + "/meter_id", "w") as f:
+            f.write(device)
+
+    def _on_reading(self, reading):
+        self.last_reading = reading
+        if self.verbose:
+            values = " ".join("%s=%s" % (name, value) for name, value in harmonize(reading))
+            say("reading", topics.device_id(reading), reading.timestamp, values)
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    async def run(self):
+        reader = asyncio.create_task(self.reader.run())
+        if self.publisher:
+            asyncio.create_task(self.publisher.run())
+        asyncio.create_task(self._wifi())
+        asyncio.create_task(self._housekeeping())
+        port = self.cfg["http"]["port"]
+        if port:
+            from . import status_http
+            try:
+                await status_http.serve(port, self.status_json)
+                say("status page: http://localhost:%d/api/status" % port)
+            except OSError as e:
+                say("status page: cannot listen on port %d: %s" % (port, e))
+        say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
+            self.cfg["meter"]["profile"], "line", profiles.describe(self.auto.line))
+        if not self.finite:
+            await reader   # runs forever
+        while not (self.reader.ended and self._all_published()):
+            await asyncio.sleep_ms(50)
+        await self._diagnostics()
+        if self.publisher:
+            await self.publisher.stop()
+        self.spool.flush()
+        say("done", json.dumps(self.stats))
+
+    def _all_published(self):
+        return self.publisher is None or (len(self.spool) == 0 and self.publisher.idle)
+
+    async def _wifi(self):
+        while True:
+            await self.wifi.keep_up()
+            self.stats["rssi"] = self.wifi.rssi()
+            await asyncio.sleep(5)
+
+    async def _housekeeping(self):
+        watchdog = self.hw.Watchdog(WATCHDOG_MS)
+        led = self.hw.Led(self.board)
+        every = self.cfg["publish"]["diagnostics_interval"]
+        second = 0
+        while True:
+            watchdog.feed()   # fed only while the loop runs: a stuck task resets the dongle
+            led.set(self.publisher is not None and self.publisher.connected)
+            if second % every == 0:
+                await self._diagnostics()
+            second += 1
+            await asyncio.sleep(1)
+
+    async def _diagnostics(self):
+        gc.collect()
+        stats = self.stats
+        stats["heap_free"] = self.hw.free_heap()
+        stats["uptime_s"] = _ticks_diff(ticks_ms(), self.started) // 1000
+        stats["queued"] = len(self.spool)
+        stats["dropped"] = self.spool.dropped
+        stats["mqtt_connected"] = bool(self.publisher and self.publisher.connected)
+        say("diag", json.dumps(stats))
+        if self.publisher:
+            await self.publisher.publish_diagnostics()
+
+    def status_json(self):
+        reading = self.last_reading.to_json() if self.last_reading else "null"
+        info = {"board": self.board["name"], "profile": self.cfg["meter"]["profile"],
+                "line": profiles.describe(self.auto.line), "line_locked": self.auto.locked,
+                "node": self.node, "platform": self.hw.NAME}
+        return '{"device": %s, "stats": %s, "reading": %s}' % (
+            json.dumps(info), json.dumps(self.stats), reading)
+
+
+def main(argv=None):
+    app = App(sys.argv if argv is None else argv)
+    try:
+        asyncio.run(app.run())
+    except KeyboardInterrupt:
+        app.spool.flush()   # what was only in RAM survives a Ctrl-C
+        say("stopped")

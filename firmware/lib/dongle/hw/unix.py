@@ -1,0 +1,103 @@
+"""The unix port: the meter "UART" is a TCP socket (the simulator) or a capture file, Wi-Fi is
+always up, config and spool live in a local folder (argv[1], else $METERKIT_DIR)."""
+import asyncio
+import gc
+import os
+
+NAME = "unix"
+SPOOL_RAM_ITEMS = 32
+SPOOL_FILE_BYTES = 262144
+CHUNK = 512
+
+
+def data_dir(argv):
+    folder = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else None
+    folder = folder or os.getenv("METERKIT_DIR") or "meterkit-data"
+    try:
+        os.mkdir(folder)
+    except OSError:   # exists
+        pass
+    return folder
+
+
+def board_roots(data):
+    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    return [data + "/boards", here + "/../../../../boards"]   # firmware/lib/dongle/hw -> repo
+
+
+class MeterPort:
+    """source: 'tcp:HOST:PORT' or a file path. The line settings are only recorded."""
+
+    def __init__(self, board, line, source):
+        if not source:
+            raise ValueError("meter.source must be set on the unix port (tcp:HOST:PORT or a file)")
+        self.source = source
+        self.lines = [line]     # every line the runtime asked for, in order
+        self._reader = self._writer = self._file = None
+
+    def set_line(self, line):
+        self.lines.append(line)
+
+    async def read(self):
+        if self.source.startswith("tcp:"):
+            return await self._read_tcp()
+        if self._file is None:
+            self._file = open(self.source, "rb")
+        await asyncio.sleep(0)   # a file never waits; let the other tasks run between chunks
+        return self._file.read(CHUNK)
+
+    async def _read_tcp(self):
+        if self._reader is None:
+            host, port = self.source[4:].rsplit(":", 1)
+            self._reader, self._writer = await asyncio.open_connection(host, int(port))
+        try:
+            data = await self._reader.read(CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+        return data
+
+    def close(self):
+        if self._writer is not None:
+            self._writer.close()
+        if self._file is not None:
+            self._file.close()
+        self._reader = self._writer = self._file = None
+
+
+class Wifi:
+    connected = True
+
+    def __init__(self, ssid, password):
+        pass
+
+    async def keep_up(self):
+        pass
+
+    def rssi(self):
+        return None
+
+
+class Watchdog:
+    def __init__(self, timeout_ms):
+        pass
+
+    def feed(self):
+        pass
+
+
+class Led:
+    def __init__(self, board):
+        self.on = False
+
+    def set(self, on):
+        self.on = on
+
+
+def free_heap():
+    return gc.mem_free()
+
+
+def unique_id():
+    return "%08x" % (hash(os.getenv("METERKIT_DIR") or os.getcwd()) & 0xFFFFFFFF)

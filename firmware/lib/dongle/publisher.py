@@ -1,0 +1,167 @@
+"""The publisher task: keep an MQTT connection up and drain the spool into it, in order.
+
+A spooled reading is popped only after the broker acknowledged every message made from it (QoS
+1), so a broker outage or a dropped connection replays it: at least once, oldest first, with the
+meter's own timestamp. Connecting runs here, with backoff, never in the reader's way. While
+connected, a second task polls the socket: keepalive pings and Home Assistant's status topic
+(`online` -> announce discovery again).
+"""
+import asyncio
+
+from meterkit.errors import FormatError
+
+from . import record, topics
+from .mqtt import MQTTClient, MQTTError
+
+BACKOFF_FIRST_S = 1
+BACKOFF_MAX_S = 30
+
+
+class Publisher:
+    def __init__(self, settings, spool, stats, node, wake, device=None, ssl=None,
+                 on_device=None, version=None):
+        """settings: the config's mqtt and publish sections merged; node: this dongle's id;
+        device: the meter id we published for last (its status topic carries our will)."""
+        self.s = settings
+        self.spool = spool
+        self.stats = stats
+        self.node = node
+        self.wake = wake
+        self.on_device = on_device   # callback(device id) to remember it across restarts
+        self.version = version
+        self.base = settings["base_topic"]
+        self.prefix = settings["discovery_prefix"]
+        self.client = MQTTClient(settings["client_id"] or "meterkit-" + node, settings["host"],
+                                 settings["port"], settings["user"] or None,
+                                 settings["password"] or None, keepalive=60, ssl=ssl)
+        self.client.set_callback(self._incoming)
+        self._speak_for(device or node)
+        self.announced = []   # meter ids whose discovery configs went out on this connection
+        self.idle = True      # nothing left to publish
+
+    def _speak_for(self, device):
+        """Availability and diagnostics live under the meter's id, where HA's sensors look."""
+        self.device = device
+        self.availability = topics.availability(self.base, device)
+        topic, _, offline = self.availability
+        self.client.will = (topic, offline, True, 1)
+
+    @property
+    def connected(self):
+        return self.client.connected
+
+    async def run(self):
+        backoff = BACKOFF_FIRST_S
+        while True:
+            if not self.client.connected:
+                try:
+                    await self._connect()
+                    backoff = BACKOFF_FIRST_S
+                except (MQTTError, OSError) as e:
+                    self.stats["mqtt_error"] = str(e)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+            try:
+                await self._drain()
+            except (MQTTError, OSError) as e:
+                self.stats["mqtt_error"] = str(e)
+                if self.client.connected:   # e.g. a PUBACK that never came: start afresh
+                    await self.client.disconnect()   # (the half-sent reading goes again)
+
+    async def _connect(self):
+        await self.client.connect()
+        self.stats["mqtt_connects"] += 1
+        self.announced = []
+        topic, online, _ = self.availability
+        await self.client.publish(topic, online, retain=True, qos=1)
+        if self.s["ha_discovery"]:
+            await self.client.subscribe(self.prefix + "/status")
+        asyncio.create_task(self._poll())
+
+    async def _poll(self):
+        client = self.client
+        try:
+            while client.connected:
+                await client.poll()
+        except MQTTError:
+            pass   # the publisher notices and reconnects
+
+    def _incoming(self, topic, payload):
+        if topic == (self.prefix + "/status").encode() and payload == b"online":
+            self.announced = []   # Home Assistant restarted: send the configs again
+
+    async def _drain(self):
+        while self.client.connected:
+            item = self.spool.peek()
+            if item is None:
+                self.idle = True
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), 1)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            self.idle = False
+            try:
+                reading, received = record.decode(item)
+            except FormatError as e:   # a damaged record can't be sent; don't let it block the rest
+                self.stats["last_error"] = e.message
+                self.spool.pop()
+                continue
+            if await self._publish_reading(reading, received):
+                self.spool.pop()
+                self.stats["published"] += 1
+        if self.client.last_error:
+            self.stats["mqtt_error"] = self.client.last_error
+
+    async def _publish_reading(self, reading, received):
+        """Publish one reading; False if the connection had to be renewed first (a new meter)."""
+        device = topics.device_id(reading)
+        if device != self.device:
+            await self._move_to(device)
+            return False
+        if self.s["ha_discovery"] and device not in self.announced:
+            for topic, payload in topics.discovery(reading, self.base, self.prefix, self.node,
+                                                   self.version):
+                await self.client.publish(topic, payload, retain=True, qos=1)
+            self.announced.append(device)
+        messages = []
+        if self.s["harmonized"]:
+            messages += topics.harmonized(reading, self.base, received)
+        if self.s["raw"]:
+            messages += topics.raw_values(reading, self.base, received)
+            messages.append(topics.raw_state(reading, self.base, received))
+        for topic, payload in messages:
+            await self.client.publish(topic, payload, qos=1)
+        return True
+
+    async def _move_to(self, device):
+        """The first reading of a meter we did not speak for: hand over the status topic and
+        reconnect, because the broker learns a will only when we connect."""
+        topic, _, offline = self.availability
+        await self.client.publish(topic, offline, retain=True, qos=1)
+        self._speak_for(device)
+        if self.on_device:
+            self.on_device(device)
+        await self.client.disconnect()
+
+    async def publish_diagnostics(self):
+        """Diagnostics go out now or not at all: they describe the present, no need to spool."""
+        if not self.client.connected:
+            return
+        topic, payload = topics.diagnostics(self.stats, self.base, self.device)
+        try:
+            await self.client.publish(topic, payload, retain=True, qos=0)
+        except MQTTError:
+            pass
+
+    async def stop(self):
+        """Planned shutdown: say offline (the will covers the unplanned one) and disconnect."""
+        if self.client.connected:
+            topic, _, offline = self.availability
+            try:
+                await self.client.publish(topic, offline, retain=True, qos=1)
+            except MQTTError:
+                pass
+            await self.client.disconnect()

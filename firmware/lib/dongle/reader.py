@@ -1,0 +1,115 @@
+"""The meter reader task: UART bytes -> StreamDecoder -> spool records, as fast as they come.
+
+It never waits on the network: a reading goes into the spool (RAM, spilling to flash) and the
+publisher is woken. With profile `auto` it steers the line settings through profiles.AutoLine.
+"""
+import asyncio
+import time
+
+from meterkit.reading import Reading
+from meterkit.stream import FRAMINGS, StreamDecoder
+
+from . import record
+
+try:
+    from time import ticks_ms
+except ImportError:  # CPython
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+
+def now_s():
+    return int(time.time())
+
+
+class Throttle:
+    """The publish.min_interval / publish.on_change options: which readings are worth queueing."""
+
+    def __init__(self, min_interval=0, on_change=False):
+        self.min_interval = min_interval
+        self.on_change = on_change
+        self._last_time = None
+        self._last_values = None
+
+    def admit(self, reading, now):
+        if self.min_interval and self._last_time is not None \
+                and now - self._last_time < self.min_interval:
+            return False
+        if self.on_change:
+            values = _signature(reading)
+            if values == self._last_values:
+                return False
+            self._last_values = values
+        self._last_time = now
+        return True
+
+
+def _signature(reading):
+    """The reading's values without its clock: what 'changed' compares."""
+    return [(code, str(v.value), v.unit) for code, v in reading.values
+            if not code.startswith("0-0:1.0.0")]
+
+
+class Reader:
+    def __init__(self, port, auto, spool, stats, key=None, auth_key=None, framings=None,
+                 throttle=None, finite=False, on_reading=None):
+        self.port = port
+        self.auto = auto
+        self.spool = spool
+        self.stats = stats
+        self.decoder = StreamDecoder(key, auth_key, framings=framings or FRAMINGS)
+        self.throttle = throttle or Throttle()
+        self.finite = finite          # a capture or a test: stop at the end of the input
+        self.on_reading = on_reading  # callback(reading) for the status page and the console
+        self.wake = asyncio.Event()   # set when the spool got something
+        self.ended = False
+
+    async def run(self):
+        while True:
+            try:
+                data = await self.port.read()
+            except OSError as e:     # the simulator is not up yet, or the line went away
+                self.stats["meter_error"] = "meter source: %s" % e
+                data = b""
+            if data:
+                self.stats["meter_bytes"] += len(data)
+                self._handle(self.decoder.feed(data))
+            else:
+                self._handle(self.decoder.flush())
+                if self.finite:
+                    self.ended = True
+                    self.wake.set()
+                    return
+                await asyncio.sleep(1)
+
+    def _handle(self, events):
+        for event in events:
+            if isinstance(event, Reading):
+                self._queue(event)
+        counts = self.decoder.counts
+        for name in counts:
+            self.stats["frames_" + name] = counts[name]
+        self.stats["skipped_bytes"] = self.decoder.skipped
+        if self.decoder.last_error:
+            self.stats["last_error"] = self.decoder.last_error
+        line = self.auto.observe(events, ticks_ms())
+        if line is not None:
+            self.port.set_line(line)
+            self.stats["line_switches"] = self.auto.switches
+        self.stats["line_locked"] = self.auto.locked
+
+    def _queue(self, reading):
+        now = now_s()
+        if not self.throttle.admit(reading, now):
+            self.stats["throttled"] += 1
+            return
+        try:
+            self.spool.put(record.encode(reading, now))
+        except ValueError as e:   # bigger than a spool item may be: say so, keep going
+            self.stats["last_error"] = "reading not queued: %s" % e
+            self.stats["dropped_oversize"] += 1
+            return
+        self.stats["readings"] += 1
+        if self.on_reading:
+            self.on_reading(reading)
+        self.wake.set()
