@@ -19,7 +19,7 @@ from binascii import unhexlify
 from meterkit.harmonize import harmonize
 
 from . import board as boards, config, profiles, topics
-from .hw import load as load_hw
+from .hw import SPOOL_FILE_BYTES, SPOOL_RAM_ITEMS, load as load_hw
 from .publisher import Publisher
 from .reader import Reader, Throttle, ticks_ms
 from .spool import Spool
@@ -65,7 +65,7 @@ class App:
         self.auto = profiles.AutoLine(profiles.lines(meter["profile"]),
                                       first=profiles.first_line(self.board["default_profile"]))
         self.port = hw.MeterPort(self.board, self.auto.line, meter["source"])
-        self.spool = Spool(self.data + "/spool", hw.SPOOL_RAM_ITEMS, hw.SPOOL_FILE_BYTES)
+        self.spool = Spool(self.data + "/spool", SPOOL_RAM_ITEMS, SPOOL_FILE_BYTES)
         publish = cfg["publish"]
         self.reader = Reader(self.port, self.auto, self.spool, self.stats, _key(meter["key"]),
                              _key(meter["auth_key"]), profiles.framings(meter["profile"]),

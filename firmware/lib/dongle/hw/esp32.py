@@ -8,11 +8,6 @@ import machine
 import network
 
 NAME = "esp32"
-# Spool sized for >= 10 minutes of 1 s DSMR5 telegrams: a record is ~330 bytes + 11 bytes of
-# ring header, so 262144 / 341 = 768 records = 12.8 minutes (Smarty every 10 s: 2 hours).
-# 32 items in RAM are ~11 KB of heap while the broker is away (60-90 KB free with Wi-Fi up).
-SPOOL_RAM_ITEMS = 32
-SPOOL_FILE_BYTES = 262144
 
 
 def data_dir(argv):

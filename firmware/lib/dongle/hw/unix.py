@@ -5,8 +5,6 @@ import gc
 import os
 
 NAME = "unix"
-SPOOL_RAM_ITEMS = 32
-SPOOL_FILE_BYTES = 262144
 CHUNK = 512
 
 
