@@ -22,15 +22,16 @@ def garble(frames, rate, rng):
 
 
 def _flip(frame):
-    """P1 text: change one digit (the CRC, where there is one, catches it). Binary frames: flip a
-    bit of the byte before the checksum/tag tail (HDLC info, M-Bus data, or the GCM tag)."""
+    """P1 text: change one digit (the CRC, where there is one, catches it). HDLC and M-Bus: flip a
+    bit of the last data byte before the checksum. 0xDB: flip a ciphertext bit mid-frame (caught
+    by the tag, or, when no AK is set, by the P1 CRC in the plaintext: AES-CTR flips that bit)."""
     data = bytearray(frame)
     if data[:1] == b"/":
         digits = [i for i in range(data.find(b"\n"), data.find(b"!")) if 0x30 <= data[i] <= 0x39]
         i = digits[len(digits) // 2]
         data[i] = 0x30 + (data[i] - 0x30 + 1) % 10
     else:
-        data[len(data) - 4] ^= 0x01
+        data[len(data) // 2 if data[0] == 0xDB else len(data) - 4] ^= 0x01
     return bytes(data)
 
 
