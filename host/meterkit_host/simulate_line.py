@@ -9,6 +9,7 @@ import time
 
 FRAME_STARTS = (0x2F, 0x7E, 0x68, 0xDB)      # noise never contains these: no false frame starts
 
+
 def garble(frames, rate, rng):
     """(bytes, corrupted): maybe noise before the push, maybe one byte of its last frame flipped."""
     noise = b""
@@ -36,6 +37,8 @@ def _flip(frame):
 
 
 class StdoutSink:
+    """Raw bytes on standard output (pipe them into `meterkit decode -`)."""
+
     def __call__(self, data):
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
