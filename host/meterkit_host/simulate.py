@@ -59,7 +59,8 @@ class Meter:
 
     def _solar(self):
         """Per-phase net power (W, + import) from the loads and a midday solar bell."""
-        minute = self.local()[0].hour * 60 + self.local()[0].minute
+        when = self.local()[0]
+        minute = when.hour * 60 + when.minute
         sun = max(0, 3600 - abs(minute - 780) * 10) * self.rng.randrange(70, 101) // 100
         self.net = [load - sun // 3 for load in self.loads]
         self.reactive = sum(abs(n) for n in self.net) * self.rng.randrange(5, 30) // 100
