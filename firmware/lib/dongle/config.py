@@ -86,6 +86,15 @@ def wifi_password(value):
     return value
 
 
+def admin_password(value):
+    """Stored as a salted hash (web.auth); a clear password given here is hashed on the spot."""
+    from .web.auth import hash_password, is_hash
+    if isinstance(value, str) and is_hash(value):
+        return value
+    _text(value, 64, 8)
+    return hash_password(value) if value else ""
+
+
 def topic(value):
     _text(value, 128)
     if not value or "+" in value or "#" in value or value[0] == "/" or value[-1] == "/":
@@ -106,6 +115,7 @@ SCHEMA = (
     ("wifi", (
         ("ssid", "", text(32)),
         ("password", "", wifi_password),
+        ("ap_after_s", 300, number(0, 86400)),  # unreachable this long: open the setup AP; 0: never
     )),
     ("meter", (
         ("profile", "auto", choice(PROFILES)),
@@ -139,7 +149,7 @@ SCHEMA = (
         ("port", 80, number(0, 65535)),         # the status page (/api/status); 0: off
     )),
     ("admin", (
-        ("password", "", text(64, 8)),          # empty: setup mode, no password yet
+        ("password", "", admin_password),       # a hash; empty: setup mode, no password yet
     )),
     ("ap", (
         ("timeout", 600, number(0, 86400)),     # seconds the setup access point stays up; 0: always
