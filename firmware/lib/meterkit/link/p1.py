@@ -54,10 +54,12 @@ def _has_binary_python(buf, start, end):
 
 
 _has_binary = _has_binary_python
+BACKEND = "python"   # which scan runs here; meterkit.backends reports it
 if PURE_PYTHON:
     pass   # benchmarks and path-equivalence tests want the plain loop
 elif hasattr(bytes, "translate"):
     _TEXT_CHARS = bytes(i for i in range(256) if _TEXT[i])
+    BACKEND = "cpython"
 
     def _has_binary(buf, start, end):
         # CPython: delete every text byte in C; anything left over is binary
@@ -68,6 +70,7 @@ else:
 
         def _has_binary(buf, start, end):
             return _viper_has_binary(_TEXT, buf, start, end)
+        BACKEND = "viper"
     except ImportError:   # a MicroPython build without the native emitter: stay with Python
         pass
 
