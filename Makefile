@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test bench build clean
+.PHONY: demo test bench build firmware clean
 
 $(STAMP): pyproject.toml requirements-bench.txt
 	python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ bench: $(STAMP)
 
 build: $(STAMP)
 	$(PY) tools/build_mpy.py --arch xtensawin --out build/xtensawin
+
+# Needs ESP-IDF and a MicroPython checkout (see the README); stdlib only, so no venv: ESP-IDF's
+# export.sh brings its own Python.
+firmware:
+	python3 tools/build_firmware.py --board "$(BOARD)" --micropython "$(MICROPY_DIR)"
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
