@@ -129,8 +129,14 @@ def _datacollector(mapping, meter_id, topic, payload, tz):
     unit = doc.get("unit")
     if not isinstance(unit, str):
         unit = field.get("unit", "") if field else ""
+    try:
+        value = exact(doc["value"])
+    except FormatError:
+        if field is None:
+            return None   # the dongle's text values (serial numbers, clock): nothing to harmonize
+        raise
     reading = Reading(meter_id)
-    reading.add(obis or field["obis"], exact(doc["value"]), unit)
+    reading.add(obis or field["obis"], value, unit)
     return reading, _epoch(doc.get("timestamp"), tz)
 
 
