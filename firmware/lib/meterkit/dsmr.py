@@ -16,7 +16,7 @@ from .errors import CrcError, FormatError
 from .exact import Exact
 from .link.p1 import check_crc, crc_fields, encode_telegram
 from .obis import obis_bytes, obis_text
-from .reading import Reading
+from .reading import Reading, Value
 
 CLOCK = "0-0:1.0.0"
 _CLOCK_CODE = b"\x00\x00\x01\x00\x00"
@@ -29,6 +29,9 @@ METER_IDS = ("0-0:96.1.1", "0-0:96.1.0", "0-0:42.0.0", "0-0:96.1.255", "1-0:0.0.
 _TEXT_CODES = ((96, 1), (96, 13), (96, 14), (0, 2), (42, 0), (0, 0), (96, 5), (97, 97), (0, 9))
 
 _OFFSETS = {"W": 60, "S": 120}
+
+# How a code's value group without a unit reads: a number, text, or the telegram time.
+_NUMBER, _TEXT, _TIME = 0, 1, 2
 
 
 def decode_telegram(frame, crc="enforce"):
@@ -46,16 +49,7 @@ def decode_telegram(frame, crc="enforce"):
     reading = Reading()
     reading.source = "p1"
     _check_crc(data, crc, reading)
-    lines = _text(data[:end]).split("\n")
-    for number, line in _logical_lines(lines[1:], reading):
-        try:
-            obis, value, unit, timestamp = _parse_line(line)
-        except (ValueError, IndexError, KeyError) as error:
-            reading.warnings.append("line %d skipped (%s): %s" % (number, _message(error), line[:60]))
-            continue
-        reading.add(obis, value, unit, timestamp)
-        if obis == CLOCK:
-            reading.timestamp = value
+    _parse_lines(_text(data[:end]).split("\n"), reading)
     if not reading.values:
         raise FormatError("P1 telegram has no readable data lines")
     reading.meter_id = _meter_id(reading)
@@ -83,47 +77,86 @@ def _text(data):
         return "".join(chr(byte) for byte in data)
 
 
-def _logical_lines(lines, reading):
-    """(line number, text) of each data line, with '(' continuation lines joined to their line."""
-    pending = None
-    for number, line in enumerate(lines, 2):
-        line = line.strip()
+def _parse_lines(lines, reading):
+    """Each data line after the header line into reading; '(' continuation lines are joined to
+    the line they continue."""
+    number, pending = 0, None
+    for index in range(1, len(lines)):
+        line = lines[index].strip()
         if not line:
             continue
         if line[0] != "(":
             if pending:
-                yield pending
-            pending = [number, line]
+                _add_line(reading, number, pending)
+            number, pending = index + 1, line
         elif pending:
-            pending[1] += line
+            pending += line
         else:
-            reading.warnings.append("line %d skipped (continues nothing): %s" % (number, line[:60]))
+            reading.warnings.append("line %d skipped (continues nothing): %s"
+                                    % (index + 1, line[:60]))
     if pending:
-        yield pending
+        _add_line(reading, number, pending)
 
 
-def _parse_line(line):
-    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> ('0-1:24.2.1', Exact, 'm3', iso)."""
+def _add_line(reading, number, line):
+    """One data line -> (obis, Value) in reading.values, or a warning saying why it was skipped."""
     paren = line.find("(")
+    code = _CODES.get(line[:paren]) if paren > 0 else None
+    if code is None or code.line != line:   # most lines repeat from the last telegram
+        try:
+            code = _read_line(line, paren)
+        except (ValueError, IndexError, KeyError) as error:
+            reading.warnings.append("line %d skipped (%s): %s"
+                                    % (number, _message(error), line[:60]))
+            return
+    value, unit, timestamp = code.said
+    reading.values.append((code.obis, Value(value, unit, timestamp)))
+    if code.obis == CLOCK:
+        reading.timestamp = value
+
+
+def _read_line(line, paren):
+    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> its _Code, saying (Exact, 'm3', iso)."""
     if paren <= 0:
         raise ValueError("no OBIS code followed by '('")
-    code, obis = _obis(line[:paren])
-    groups = _groups(line, paren)
-    value, unit, timestamp = _interpret(code, groups)
-    return obis, value, unit, timestamp
+    code = _code(line[:paren])
+    if line.find(")", paren) == len(line) - 1:   # a single value group: most lines
+        value, unit = _scalar(code.kind, line[paren + 1:-1])
+        said = value, unit, None
+    else:
+        said = _interpret(code.kind, _groups(line, paren))
+    code.line, code.said = line, said
+    return code
 
 
-_CODES = {}   # OBIS text as written -> (6 bytes, canonical text): a meter repeats the same ~40 codes
+class _Code:
+    """An OBIS code as a meter writes it, and the last line that carried it with what that line
+    said (values are immutable, so an unchanged line's values are shared, not parsed again)."""
+    __slots__ = ("obis", "kind", "line", "said")
+
+    def __init__(self, obis, kind):
+        self.obis = obis    # canonical text
+        self.kind = kind    # how a value group without a unit reads: _NUMBER, _TEXT or _TIME
+        self.line = None
+        self.said = None
 
 
-def _obis(text):
+_CODES = {}   # OBIS text as written -> _Code: a meter repeats the same ~40 codes
+MAX_CODES = 128
+
+
+def _code(text):
     known = _CODES.get(text)
     if known is None:
         code = _obis_code(text)
-        known = (code, obis_text(code))
-        if len(_CODES) >= 256:   # bounded: a noisy line can't grow it
+        kind = _NUMBER
+        if code[:5] == _CLOCK_CODE:
+            kind = _TIME
+        elif (code[2], code[3]) in _TEXT_CODES:
+            kind = _TEXT
+        if len(_CODES) >= MAX_CODES:   # bounded: a noisy line can't grow it
             _CODES.clear()
-        _CODES[text] = known
+        known = _CODES[text] = _Code(obis_text(code), kind)
     return known
 
 
@@ -153,34 +186,34 @@ def _groups(line, i):
     return groups
 
 
-def _interpret(code, groups):
+def _interpret(kind, groups):
     """Value groups -> (value, unit, timestamp) as the meter means them."""
-    if code[:5] == _CLOCK_CODE and len(groups) != 1:
+    if kind == _TIME and len(groups) != 1:
         raise ValueError("the telegram time is one value")
     if len(groups) == 1:
-        value, unit = _scalar(code, groups[0])
+        value, unit = _scalar(kind, groups[0])
         return value, unit, None
     if len(groups) == 2 and _is_timestamp(groups[0]):
-        value, unit = _scalar(code, groups[1])
+        value, unit = _scalar(kind, groups[1])
         return value, unit, iso_timestamp(groups[0])
     if len(groups) >= 7 and _is_timestamp(groups[0]) and ":" in groups[4]:
         # IEC profile (DSMR 2.2/3 gas): (time)(status)(period)(count)(obis)(unit)(value)...
-        value, unit = _scalar(code, groups[-1])
+        value, unit = _scalar(kind, groups[-1])
         return value, unit or groups[5], iso_timestamp(groups[0])
     return "".join("(" + group + ")" for group in groups), "", None
 
 
-def _scalar(code, text):
+def _scalar(kind, text):
     """One value group -> (value, unit): Exact number, text, ISO timestamp, or None for '()'."""
     text = text.strip()
     if not text:
         return None, ""
-    if code[:5] == _CLOCK_CODE or (_is_timestamp(text) and text[-1] in _OFFSETS):
+    if kind == _TIME or (text[-1] in _OFFSETS and _is_timestamp(text)):
         return iso_timestamp(text), ""
     number, star, unit = text.rpartition("*")
     if star:
         return Exact.parse(number), unit
-    if (code[2], code[3]) in _TEXT_CODES:
+    if kind == _TEXT:
         return text, ""
     try:
         return Exact.parse(text), ""

@@ -15,6 +15,9 @@ class Exact:
     @staticmethod
     def parse(text):
         """'-0012.340' -> Exact(-12340, -3); keeps the meter's own precision."""
+        whole, dot, frac = text.partition(".")
+        if whole.isdigit() and (frac.isdigit() or not dot):   # most meter values: '000123.456'
+            return Exact(int(whole + frac), -len(frac))
         text = text.strip()
         sign = 1
         if text[:1] in ("-", "+"):
