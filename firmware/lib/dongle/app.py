@@ -4,7 +4,7 @@
     publisher     spool -> MQTT, QoS 1, reconnect with backoff  (publisher.py)
     wifi          keep the station connected                    (a no-op on the unix port)
     housekeeping  watchdog, gc, diagnostics every N s
-    status page   GET /api/status                               (status_http.py)
+    web           HTTP server + JSON API, setup portal, history  (web/, portal.py, history.py)
 
 Unix port: `micropython firmware/main.py DATA_DIR [--exit-at-end] [--verbose]`; DATA_DIR holds
 config.json and the spool. --exit-at-end stops once the meter source has ended and every reading
@@ -80,6 +80,9 @@ class App:
                                        self.reader.wake, self._remembered_device(), self._ssl(),
                                        self._remember_device, VERSION)
         self.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
+        self.say = say
+        self.portal = self.history = None   # set by web.start()
+        self.restart = False
 
     def _board(self, name):
         try:
@@ -109,6 +112,9 @@ class App:
 
     def _on_reading(self, reading):
         self.last_reading = reading
+        if self.history is not None:
+            from .reader import now_s
+            self.history.add_reading(reading, now_s())
         if self.verbose:
             values = " ".join("%s=%s" % (name, value) for name, value in harmonize(reading))
             say("reading", topics.device_id(reading), reading.timestamp, values)
@@ -117,29 +123,39 @@ class App:
 
     async def run(self):
         reader = asyncio.create_task(self.reader.run())
+        tasks = [reader, asyncio.create_task(self._wifi()),
+                 asyncio.create_task(self._housekeeping())]
         if self.publisher:
-            asyncio.create_task(self.publisher.run())
-        asyncio.create_task(self._wifi())
-        asyncio.create_task(self._housekeeping())
-        port = self.cfg["http"]["port"]
-        if port:
-            from . import status_http
-            try:
-                await status_http.serve(port, self.status_json)
-                say("status page: http://localhost:%d/api/status" % port)
-            except OSError as e:
-                say("status page: cannot listen on port %d: %s" % (port, e))
+            tasks.append(asyncio.create_task(self.publisher.run()))
+        from . import web
+        close_web = await web.start(self)
         say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
             self.cfg["meter"]["profile"], "line", profiles.describe(self.auto.line))
-        if not self.finite:
-            await reader   # runs forever
-        while not (self.reader.ended and self._all_published()):
+        while not self.restart and not (self.finite and self.reader.ended and self._all_published()):
+            if reader.done() and not self.reader.ended:
+                await reader    # the reader never ends on its own: show why it did
             await asyncio.sleep_ms(50)
+        await close_web()
+        if self.restart:
+            for task in tasks:
+                task.cancel()
+            self.port.close()
         await self._diagnostics()
         if self.publisher:
             await self.publisher.stop()
         self.spool.flush()
-        say("done", json.dumps(self.stats))
+        if not self.restart:
+            say("done", json.dumps(self.stats))
+
+    def request_restart(self, delay_ms=1000):
+        """Restart soon (after the HTTP response got out): a saved config applies at boot."""
+        async def later():
+            await asyncio.sleep_ms(delay_ms)
+            self.restart = True
+        asyncio.create_task(later())
+
+    def uptime_s(self):
+        return _ticks_diff(ticks_ms(), self.started) // 1000
 
     def _all_published(self):
         return self.publisher is None or (len(self.spool) == 0 and self.publisher.idle)
@@ -185,9 +201,19 @@ class App:
 
 
 def main(argv=None):
-    app = App(sys.argv if argv is None else argv)
-    try:
-        asyncio.run(app.run())
-    except KeyboardInterrupt:
-        app.spool.flush()   # what was only in RAM survives a Ctrl-C
-        say("stopped")
+    argv = sys.argv if argv is None else argv
+    while True:
+        app = App(argv)
+        try:
+            asyncio.run(app.run())
+        except KeyboardInterrupt:
+            app.spool.flush()   # what was only in RAM survives a Ctrl-C
+            say("stopped")
+            return
+        if not app.restart:
+            return
+        say("restarting")
+        app.hw.reset()          # the ESP32 reboots here; the unix port starts a new App
+        app = None
+        asyncio.new_event_loop()
+        gc.collect()

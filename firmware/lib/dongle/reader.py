@@ -11,6 +11,8 @@ from meterkit.stream import FRAMINGS, StreamDecoder
 
 from . import record
 
+RAW_TAIL = 2048   # the last meter bytes, for "test the keys": always holds a whole frame of <= 1 KB
+
 try:
     from time import ticks_ms
 except ImportError:  # CPython
@@ -63,6 +65,8 @@ class Reader:
         self.on_reading = on_reading  # callback(reading) for the status page and the console
         self.wake = asyncio.Event()   # set when the spool got something
         self.ended = False
+        self._tail = memoryview(bytearray(RAW_TAIL))
+        self._tail_size = 0
 
     async def run(self):
         while True:
@@ -73,6 +77,7 @@ class Reader:
                 data = b""
             if data:
                 self.stats["meter_bytes"] += len(data)
+                self._keep(data)
                 self._handle(self.decoder.feed(data))
             else:
                 self._handle(self.decoder.flush())
@@ -81,6 +86,17 @@ class Reader:
                     self.wake.set()
                     return
                 await asyncio.sleep(1)
+
+    def _keep(self, data):
+        """Shift data into the fixed tail buffer (no allocation per chunk)."""
+        tail, n = self._tail, min(len(data), RAW_TAIL)
+        tail[:RAW_TAIL - n] = tail[n:]
+        tail[RAW_TAIL - n:] = data if n == len(data) else data[len(data) - n:]
+        self._tail_size = min(RAW_TAIL, self._tail_size + n)
+
+    def last_bytes(self):
+        """The last RAW_TAIL bytes from the meter (fewer at the start)."""
+        return bytes(self._tail[RAW_TAIL - self._tail_size:])
 
     def _handle(self, events):
         for event in events:

@@ -8,6 +8,8 @@ import machine
 import network
 
 NAME = "esp32"
+WEB_ROOT = "/www"
+DNS_PORT = 53
 
 
 def data_dir(argv):
@@ -64,6 +66,74 @@ class Wifi:
 
     def rssi(self):
         return self.wlan.status("rssi") if self.wlan.isconnected() else None
+
+    def configure(self, ssid, password):
+        self.ssid, self.password = ssid, password
+        self.wlan.disconnect()
+
+    def scan(self):
+        """[(ssid, rssi, secure)], strongest first, hidden networks left out."""
+        found = []
+        for ssid, _, _, rssi, authmode, hidden in self.wlan.scan():
+            try:
+                name = ssid.decode()
+            except UnicodeError:
+                continue
+            if name and not hidden:
+                found.append((name, rssi, authmode != 0))
+        found.sort(key=lambda network: -network[1])
+        return found
+
+    async def try_connect(self, ssid, password):
+        """Join ssid for up to 15 s; the configured network is rejoined by keep_up()."""
+        self.wlan.disconnect()
+        self.wlan.connect(ssid, password)
+        for _ in range(30):
+            await asyncio.sleep_ms(500)
+            if self.wlan.isconnected():
+                ip = self.wlan.ifconfig()[0]
+                self.wlan.disconnect()
+                return True, "connected, got address %s" % ip
+        status = self.wlan.status()
+        self.wlan.disconnect()
+        if status == network.STAT_WRONG_PASSWORD:
+            return False, "wrong password"
+        if status == network.STAT_NO_AP_FOUND:
+            return False, "network not found"
+        return False, "could not connect (status %s)" % status
+
+
+class AccessPoint:
+    def __init__(self):
+        self.wlan = network.WLAN(network.AP_IF)
+
+    @property
+    def active(self):
+        return self.wlan.active()
+
+    @property
+    def ip(self):
+        return self.wlan.ifconfig()[0]
+
+    def up(self, essid):
+        self.wlan.active(True)
+        self.wlan.config(essid=essid, authmode=network.AUTH_OPEN)
+
+    def down(self):
+        self.wlan.active(False)
+
+
+class Button:
+    def __init__(self, board, data):
+        button = board.get("button")
+        self.pin = machine.Pin(button["pin"], machine.Pin.IN, machine.Pin.PULL_UP) if button else None
+
+    def pressed(self):
+        return self.pin is not None and self.pin.value() == 0
+
+
+def reset():
+    machine.reset()
 
 
 class Watchdog:

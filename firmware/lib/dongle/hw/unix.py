@@ -6,6 +6,9 @@ import os
 
 NAME = "unix"
 CHUNK = 512
+_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+WEB_ROOT = _HERE + "/../../../www"                      # firmware/lib/dongle/hw -> firmware/www
+DNS_PORT = int(os.getenv("METERKIT_DNS_PORT") or 5353)   # 53 needs root
 
 
 def data_dir(argv):
@@ -19,8 +22,7 @@ def data_dir(argv):
 
 
 def board_roots(data):
-    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-    return [data + "/boards", here + "/../../../../boards"]   # firmware/lib/dongle/hw -> repo
+    return [data + "/boards", _HERE + "/../../../../boards"]   # firmware/lib/dongle/hw -> repo
 
 
 class MeterPort:
@@ -75,6 +77,50 @@ class Wifi:
 
     def rssi(self):
         return None
+
+    def configure(self, ssid, password):
+        pass
+
+    def scan(self):
+        """[(ssid, rssi, secure)]: a fixed sample, there is no radio here."""
+        return [("meterkit-lab", -48, True), ("Guest", -71, False)]
+
+    async def try_connect(self, ssid, password):
+        await asyncio.sleep(0)
+        return bool(ssid), "simulated on the unix port: %s" % ("ok" if ssid else "no SSID")
+
+
+class AccessPoint:
+    """Simulated: the portal is the local HTTP port, its DNS answers with localhost."""
+    ip = "127.0.0.1"
+
+    def __init__(self):
+        self.active = False
+        self.essid = None
+
+    def up(self, essid):
+        self.active, self.essid = True, essid
+
+    def down(self):
+        self.active = False
+
+
+class Button:
+    """The "button" is held while the file DATA/button exists (tests press it that way)."""
+
+    def __init__(self, board, data):
+        self.path = data + "/button"
+
+    def pressed(self):
+        try:
+            os.stat(self.path)
+            return True
+        except OSError:
+            return False
+
+
+def reset():
+    pass   # the unix port restarts the App in-process (app.main)
 
 
 class Watchdog:
