@@ -200,7 +200,7 @@ def main():
     print("  decodes the frame. UART time: how long the line needs to deliver that frame; decode")
     print("  time well below it is the line-rate headroom (unix port on a PC; an ESP32 is slower).")
 
-    for extra in ("bench_c", "bench_runtime"):
+    for extra in ("bench_c", "bench_size", "bench_runtime"):
         if (HERE / (extra + ".py")).exists():
             print("\n-- %s --" % extra)
             subprocess.run([sys.executable, str(HERE / (extra + ".py"))], check=False)
