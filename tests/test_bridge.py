@@ -252,3 +252,10 @@ def test_mapping_file_errors_name_the_field(tmp_path):
     path.write_text(json.dumps({"format": "shelly"}))
     with pytest.raises(FormatError, match=r"mapping m.json.format: must be one of tasmota"):
         mappings.load_mapping(str(path))
+
+
+def test_state_document_rejects_garbage():
+    with pytest.raises(FormatError):
+        mappings.reading_from_state({"values": {"1-0:1.7.0": {"value": [1]}}})
+    with pytest.raises(FormatError):
+        mappings.reading_from_state({"timestamp": "never", "values": {}})

@@ -18,7 +18,6 @@ import pytest
 
 from broker import Broker, free_port
 from dongle import topics
-from meterkit.errors import FormatError
 from meterkit.exact import Exact
 from meterkit.reading import Reading
 from meterkit_host import cli
@@ -279,14 +278,6 @@ def test_record_config_errors(tmp_path, capsys):
     assert "is not mqtt://" in capsys.readouterr().err
 
 
-def test_state_document_rejects_garbage():
-    from meterkit_host.mappings import reading_from_state
-    with pytest.raises(FormatError):
-        reading_from_state({"values": {"1-0:1.7.0": {"value": [1]}}})
-    with pytest.raises(FormatError):
-        reading_from_state({"timestamp": "never", "values": {}})
-
-
 # -- Grafana ---------------------------------------------------------------------------------------
 
 def dashboard(kind):
@@ -351,3 +342,18 @@ def test_dashboard_sql_runs_on_postgres(postgres):
     energy = results["Energy per day"][0]
     assert [str(e) for _, e in energy] == ["141.0", "141.0"]   # NUMERIC: exact, no rounding needed
     assert len(results["Power in / out"][0]) == 96 and str(results["Voltages"][0][0][1]) == "230.0"
+
+
+def test_unreachable_broker_is_retried_until_it_comes(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "late.db")
+    broker = Broker(tmp_path)   # its port is chosen, nothing listens yet
+    recorder = Recorder("--mqtt", "mqtt://127.0.0.1:%d" % broker.port, "--db", url, "--client-id", "rec-late")
+    try:
+        recorder.wait_for("unreachable; retrying", count=2)
+        assert recorder.proc.poll() is None
+        with broker:
+            recorder.wait_for("subscribed")
+            publish(broker.port, [("smartmeter/m/power/power_in", '{"timestamp": %d, "value": 1}' % T0)])
+            wait_until(lambda: count_rows(url) == 1)
+    finally:
+        recorder.stop()
