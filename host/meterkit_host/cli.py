@@ -4,7 +4,7 @@ import importlib
 import sys
 
 # modules of this package that define a subcommand, in the order `meterkit --help` lists them
-COMMANDS = ("decode", "simulate", "record", "export", "bridge")
+COMMANDS = ("decode", "simulate", "read", "record", "export", "bridge")
 
 
 def build_parser():
