@@ -3,6 +3,7 @@ port, and what it decodes must arrive on a real mosquitto (exactly the firmware'
 stdout and in the SQLite recorder. Plus the bad days: broker down, port unplugged, garbage, bad
 config. The processes are the real commands; only the slow-sink test uses a stand-in sink.
 """
+import io
 import json
 import os
 import pathlib
@@ -22,7 +23,8 @@ from meterkit.harmonize import harmonize
 from meterkit.stream import StreamDecoder
 from meterkit_host import cli, hostconfig, sources
 from meterkit_host.simulate import Meter
-from meterkit_host.sinks import Fanout, MqttSink, QueueSink
+from meterkit_host.mqtt_sink import MqttSink
+from meterkit_host.sinks import Fanout, QueueSink, StdoutSink
 
 KEY = "000102030405060708090A0B0C0D0E0F"
 PROFILES = [("dsmr5", None), ("smarty", KEY), ("e450", None)]
@@ -325,6 +327,7 @@ def test_serial_lines_come_from_the_firmware_profiles():
 # ---- sinks ---------------------------------------------------------------------------------------
 
 class StuckSink(QueueSink):
+    """A sink whose database hangs until released."""
     name = "stuck"
 
     def __init__(self):
@@ -335,26 +338,16 @@ class StuckSink(QueueSink):
         self.release.wait()
 
 
-class ListSink(QueueSink):
-    name = "list"
-
-    def __init__(self):
-        QueueSink.__init__(self)
-        self.got = []
-
-    def handle(self, source, reading, received):
-        self.got.append(received)
-
-
 def test_a_stuck_sink_never_blocks_the_reader():
-    stuck, fast = StuckSink(), ListSink()
-    fanout = Fanout([stuck, fast])
+    reading = next(iter(expected_readings("dsmr5", None, 1).values()))
+    stuck, out = StuckSink(), io.StringIO()
+    fanout = Fanout([stuck, StdoutSink(out)])
     fanout.start()
     for n in range(500):
-        fanout.reading("m", None, n)          # returns at once although `stuck` takes nothing
+        fanout.reading("m", reading, n)       # returns at once although `stuck` takes nothing
     stuck.release.set()
     fanout.stop(10)
-    assert fast.got == list(range(500))
+    assert [json.loads(line)["received"] for line in out.getvalue().splitlines()] == list(range(500))
     assert stuck.dropped >= 500 - 10 - 1      # its bounded queue kept the newest
 
 

@@ -66,7 +66,8 @@ def run(args):
 
 
 def build_sinks(config, stdout=None):
-    from .sinks import MqttSink, RecorderSink, StdoutSink
+    from .mqtt_sink import MqttSink
+    from .sinks import RecorderSink, StdoutSink
     sinks = []
     if config["mqtt"]:
         sinks.append(MqttSink(config["mqtt"]))
