@@ -71,11 +71,13 @@ def call_json(port, method, path, body=None, headers=None):
     return status, json.loads(data) if data else None
 
 
-def raw(port, data, timeout=15):
+def raw(port, data, timeout=15, half_close=False):
     """Send bytes as they are; everything the server answers before it closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
         except OSError:
             pass   # the server may close before it has read everything
         return receive_all(s)

@@ -250,6 +250,8 @@ class Server:
             head.extend(chunk)
         if head.find(b"\n") > MAX_LINE:
             raise HttpError(414)
+        if end > MAX_HEAD:
+            raise HttpError(431)
         request = parse_head(bytes(head[:end]))
         length = body_length(request, self.max_body)
         if length:
