@@ -18,7 +18,9 @@ import os
 
 LONG_PRESS_S = 5
 PENDING = "/ap_pending"
-RESET_FILES = ("/config.json", "/meter_id", "/history", PENDING)
+RESET_FILES = ("/meter_id", "/history", PENDING)
+# a factory reset forgets everything but what describes the hardware (and the unix port's setup)
+KEPT = (("board", "name"), ("meter", "source"), ("http", "port"))
 
 
 class Setup:
@@ -136,6 +138,11 @@ class Portal:
                 f.write("1")
 
     def factory_reset(self):
+        from . import config
+        fresh = config.defaults()
+        for section, name in KEPT:
+            fresh[section][name] = self.app.cfg[section][name]
+        config.save(self.app.data + "/config.json", fresh)
         for name in RESET_FILES:
             _remove(self.app.data + name)
         self.app.request_restart()
