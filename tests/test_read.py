@@ -138,11 +138,17 @@ def test_readings_reach_mqtt_stdout_and_recorder(tmp_path, processes, profile, k
             want = set()
             for i, reading in enumerate(readings):
                 want |= firmware_messages(reading, announce=i == 0)
-            got = set()
-            while not want <= got:
+            root = "smartmeter/%s/" % topics.device_id(readings[0])
+            got, diagnostics = set(), None
+            while not (want <= got and diagnostics):
                 topic, _, _, payload = subscriber.next_message().split(" ", 3)
                 got.add((topic, payload))
+                if topic == root + "diagnostics":
+                    diagnostics = json.loads(payload)
+            assert diagnostics["frames_ok"] >= 1 and diagnostics["mqtt_connected"] is True
             assert read.stop() == 0
+            while (root + "status", "offline") not in got:   # a clean stop says so
+                got.add(tuple(subscriber.next_message().split(" ", 3)[::3]))
         finally:
             subscriber.close()
     from meterkit_host.recorder import open_store

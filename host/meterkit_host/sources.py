@@ -162,6 +162,7 @@ class SerialSource:
                 self.device = device_id(event)
                 log.info("%s: first reading from meter %s", self.name, self.device)
                 self._send_diagnostics()
+            log.debug("%s: reading of %s, %d values", self.name, event.timestamp, len(event.values))
             self.sinks.reading(self.name, event, received)
         return events
 
