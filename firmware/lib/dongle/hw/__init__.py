@@ -7,7 +7,12 @@ Both modules offer the same names, and nothing outside this folder knows which o
     board_roots(data) -> [str]   folders that hold boards/<name>/board.json
     MeterPort(board, line, source)   async read() -> bytes (b"" at the end of a finite source),
                                      set_line(line), close()
-    Wifi(ssid, password)         async keep_up(), connected, rssi()
+    Wifi(ssid, password)         async keep_up(), connected, rssi(), configure(ssid, password),
+                                 scan() -> [(ssid, rssi, secure)], async try_connect(ssid, pw)
+    AccessPoint()                up(essid), down(), active, ip       (the setup portal's AP)
+    Button(board, data)          pressed()            (held LONG_PRESS_S: factory reset)
+    reset()                      reboot (unix: nothing; app.main restarts the App in-process)
+    WEB_ROOT, DNS_PORT           where the pages live; the captive DNS port
     Watchdog(timeout_ms)         feed()
     Led(board)                   set(on)
     free_heap() -> int, unique_id() -> str
