@@ -4,6 +4,11 @@
 const MASK = "********";   // a stored secret; posting it back means "keep it"
 const $ = (id) => document.getElementById(id);
 
+function say(id, ok, text) {   // a message next to a button: ok (green), failed (red) or neutral
+  $(id).className = "msg" + (ok === null ? "" : ok ? " ok" : " fail");
+  $(id).textContent = text;
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const name in attrs || {}) node.setAttribute(name, attrs[name]);
@@ -13,12 +18,9 @@ function el(tag, attrs, ...children) {
 
 // -- API: JSON in and out; a 401 asks for the admin password once, then retries -----------------
 
-async function api(path, body, method) {
-  const options = {method: method || (body === undefined ? "GET" : "POST"), headers: {}};
-  if (body !== undefined) {
-    options.headers["Content-Type"] = "application/json";
-    options.body = typeof body === "string" ? body : JSON.stringify(body);
-  }
+async function api(path, body) {   // {ok, status, data}; a body makes it a POST
+  const options = body === undefined ? {} : {method: "POST", headers: JSON_TYPE,
+    body: typeof body === "string" ? body : JSON.stringify(body)};
   let response;
   try {
     response = await fetch(path, options);
@@ -31,6 +33,9 @@ async function api(path, body, method) {
   return {ok: response.ok, status: response.status, data: data};
 }
 
+const JSON_TYPE = {"Content-Type": "application/json"};
+const logIn = (password) => fetch("/api/login", {method: "POST", headers: JSON_TYPE,
+  body: JSON.stringify({password: password})}).catch(() => null);
 let loggingIn = null;
 
 function login() {   // resolves true once a password is accepted (all waiting calls share it)
@@ -44,8 +49,7 @@ function login() {   // resolves true once a password is accepted (all waiting c
   $("login-password").focus();
   loggingIn = new Promise((resolve) => box.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const r = await fetch("/api/login", {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({password: $("login-password").value})}).catch(() => null);
+    const r = await logIn($("login-password").value);
     if (r && r.ok) { box.parentNode.remove(); loggingIn = null; resolve(true); return; }
     $("login-error").textContent = r ? "wrong password" : "the dongle does not answer";
   }));
@@ -71,16 +75,14 @@ const FORM = [   // [legend, test, [[name, label, type, hint, attributes]]]
     ["meter.key", "Encryption key", "key", KEY_HINT],
     ["meter.auth_key", "Authentication key", "key", "Only if your operator gave you one."]]],
   ["MQTT broker", "mqtt", [
-    ["mqtt.host", "Broker host", "text", "Name or IP address; empty turns MQTT off.",
-     {autocapitalize: "none", spellcheck: "false"}],
+    ["mqtt.host", "Broker host", "text", "Name or IP address; empty turns MQTT off."],
     ["mqtt.port", "Port", "number", "", {min: 1, max: 65535, inputmode: "numeric"}],
-    ["mqtt.user", "User", "text", "", {autocapitalize: "none", autocomplete: "off"}],
+    ["mqtt.user", "User", "text", "", {autocomplete: "off"}],
     ["mqtt.password", "Password", "password", "", {autocomplete: "new-password"}],
     ["mqtt.tls", "Use TLS", "checkbox", ""],
     ["mqtt.ca_cert", "CA certificate (PEM)", "textarea", "Only for TLS with your own CA."],
-    ["mqtt.base_topic", "Base topic", "text", "", {autocapitalize: "none"}],
-    ["mqtt.discovery_prefix", "Home Assistant discovery prefix", "text", "",
-     {autocapitalize: "none"}]]],
+    ["mqtt.base_topic", "Base topic", "text", ""],
+    ["mqtt.discovery_prefix", "Home Assistant discovery prefix", "text", ""]]],
   ["Admin password", null, [
     ["admin.password", "Admin password", "password", "At least 8 characters; protects these pages.",
      {autocomplete: "new-password"}],
@@ -116,10 +118,15 @@ function field(name, label, type, hint, attributes) {
     input = el("textarea", Object.assign(attrs, {spellcheck: "false"}));
   } else {
     attrs.type = type === "key" ? "text" : type;
-    if (type === "key") Object.assign(attrs, {autocomplete: "off", spellcheck: "false", maxlength: 64});
+    if (type === "key") Object.assign(attrs, {autocomplete: "off", maxlength: 64});
+    if (type === "key" || type === "text") Object.assign(attrs, {autocapitalize: "none", spellcheck: "false"});
     input = el("input", attrs);
   }
   input.addEventListener("focus", () => { if (input.value === MASK) input.select(); });
+  input.addEventListener("input", () => {   // an edited field's old complaint no longer holds
+    input.removeAttribute("aria-invalid");
+    $("err-" + name).textContent = "";
+  });
   const box = el("div", {}, type === "checkbox" ? el("label", {class: "check"}, input, label)
     : el("label", {for: id}, label));
   if (type !== "checkbox") box.append(input);
@@ -221,75 +228,69 @@ function showErrors(form, errors) {
 }
 
 async function runTest(form, test) {
-  const v = values(form), out = $("test-" + test);
+  const v = values(form);
   const body = test === "wifi" ? v.wifi : test === "keys" ? {key: v.meter.key,
     auth_key: v.meter.auth_key} : {host: v.mqtt.host, port: v.mqtt.port, user: v.mqtt.user,
     password: v.mqtt.password, tls: v.mqtt.tls, ca: v.mqtt.ca_cert};
-  out.className = "msg";
-  out.textContent = "Testing…";
+  say("test-" + test, null, "Testing…");
   const r = await api("/api/test/" + test, body);
-  out.textContent = r.data.message || r.data.error || "no answer (HTTP " + r.status + ")";
-  out.className = "msg " + (r.data.ok ? "ok" : "fail");
+  say("test-" + test, r.data.ok, r.data.message || r.data.error || "no answer (HTTP " + r.status + ")");
 }
 
 async function save(form, setup) {   // true once the dongle took the config
-  const message = $("save-msg");
-  message.textContent = "";
+  say("save-msg", null, "");
   if (!showErrors(form, check(form, setup))) return false;
   const r = await api("/api/config", values(form));
   if (!r.ok) {
     showErrors(form, r.data.errors || {form: r.data.error || "HTTP " + r.status});
     return false;
   }
-  message.className = "msg ok";
-  message.textContent = "Saved.";
+  say("save-msg", true, setup ? "Saved." : "Saved: the dongle restarts with it.");
   return true;
 }
 
 // -- pages --------------------------------------------------------------------------------------
 
-async function initSetup() {
+async function configForm(saveLabel, setup) {   // the form, filled from the dongle, saving to it
   const form = $("config");
-  buildForm(form, "Save and connect");
+  buildForm(form, saveLabel);
   const r = await api("/api/config");
   if (r.ok) fill(form, r.data);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    if (!await save(form, true)) return;
-    const password = form.elements["admin.password"].value, ssid = form.elements["wifi.ssid"].value;
-    form.hidden = true;
-    $("done").hidden = false;
-    const progress = $("progress");
-    progress.textContent = "The dongle is joining " + (ssid || "your network") + "…";
-    for (;;) {   // the access point stays up until the dongle is on the new network
-      await new Promise((wake) => setTimeout(wake, 1500));
-      const status = (await api("/api/status")).data;
-      if (status.mode !== "normal") continue;
-      await fetch("/api/login", {method: "POST", headers: {"Content-Type": "application/json"},
-        body: JSON.stringify({password: password})}).catch(() => null);
-      const ip = status.wifi && status.wifi.ip;
-      progress.replaceChildren("Done. ", el("a", {href: "/live", id: "to-live"}, "Open the live page"),
-        ip ? " — on your home network at http://" + ip + "/" : "");
-      return;
-    }
+    if (await save(form, setup) && setup) joining(form);
   });
 }
 
-async function initSettings() {
-  const form = $("config");
-  buildForm(form, "Save");
-  const r = await api("/api/config");
-  if (r.ok) fill(form, r.data);
-  form.addEventListener("submit", (event) => { event.preventDefault(); save(form, false); });
+async function joining(form) {   // after the setup: wait for normal mode, log in, lead on
+  const password = form.elements["admin.password"].value, ssid = form.elements["wifi.ssid"].value;
+  form.hidden = true;
+  $("done").hidden = false;
+  const progress = $("progress");
+  progress.textContent = "The dongle is joining " + (ssid || "your network") + "…";
+  for (;;) {   // the access point stays up until the dongle is on the new network
+    await new Promise((wake) => setTimeout(wake, 1500));
+    const status = (await api("/api/status")).data;
+    if (status.mode !== "normal") continue;
+    await logIn(password);
+    const ip = status.wifi && status.wifi.ip;
+    progress.replaceChildren("Done: the dongle is on " + (ssid || "your network") + ". ",
+      el("a", {href: "/live", id: "to-live"}, "Open the live page"),
+      ip ? " — on your home network at http://" + ip + "/" : "");
+    return;
+  }
+}
+
+function initSetup() { configForm("Save and connect", true); }
+
+function initSettings() {
+  configForm("Save", false);
   $("restore").addEventListener("click", async () => {
-    const file = $("restore-file").files[0], out = $("restore-msg");
-    if (!file) { out.className = "msg fail"; out.textContent = "choose a backup file first"; return; }
-    const answer = await api("/api/restore", await file.text());
-    const errors = answer.data.errors ? Object.keys(answer.data.errors).map((name) => name + ": " +
-      answer.data.errors[name]).join("; ") : "";
-    out.className = "msg " + (answer.ok ? "ok" : "fail");
-    out.textContent = answer.ok ? "Restored." : errors || answer.data.error || "HTTP " + answer.status;
-    if (answer.ok) fill(form, (await api("/api/config")).data);
+    const file = $("restore-file").files[0];
+    if (!file) return say("restore-msg", false, "choose a backup file first");
+    const r = await api("/api/restore", await file.text()), errors = r.data.errors || {};
+    say("restore-msg", r.ok, r.ok ? "Restored: the dongle restarts with it." : Object.keys(errors)
+      .map((name) => name + ": " + errors[name]).join("; ") || r.data.error || "HTTP " + r.status);
   });
   device("reboot", "Reboot the dongle now?", "Rebooting: this page works again in a minute.");
   device("factory-reset", "Erase every setting and restart in setup mode?",
@@ -299,28 +300,17 @@ async function initSettings() {
 function device(action, question, done) {
   $(action).addEventListener("click", async () => {
     if (!confirm(question)) return;
-    const r = await api("/api/" + action, {}), out = $("device-msg");
-    out.className = "msg " + (r.ok ? "ok" : "fail");
-    out.textContent = r.ok ? done : r.data.error || "HTTP " + r.status;
+    const r = await api("/api/" + action, {});
+    say("device-msg", r.ok, r.ok ? done : r.data.error || "HTTP " + r.status);
   });
 }
 
 const dash = (v) => v === undefined || v === null || v === "" ? "–" : String(v);
 
-const PHASES = ["voltage_l", "current_l", "power_in_l", "power_out_l"];   // + phase number
-const COUNTERS = [["energy_in", "From the grid", "kWh"], ["energy_in_t1", "From the grid, tariff 1", "kWh"],
-  ["energy_in_t2", "From the grid, tariff 2", "kWh"], ["energy_out", "To the grid", "kWh"],
-  ["energy_out_t1", "To the grid, tariff 1", "kWh"], ["energy_out_t2", "To the grid, tariff 2", "kWh"],
-  ["gas", "Gas", "m³"]];
-
 function initLive() {
-  $("phases").append(...[1, 2, 3].map((n) => el("tr", {id: "phase" + n}, el("th", {scope: "row"},
-    "L" + n), ...PHASES.map((name) => el("td", {class: "num", id: name + n}, "–")))));
-  $("counters").append(...COUNTERS.map(([name, label, unit]) => el("tr", {id: "row-" + name, hidden: ""},
-    el("th", {scope: "row"}, label), el("td", {class: "num"}, el("output", {id: name}, "–"), " " + unit))));
   const poll = async () => {
     const r = await api("/api/live");
-    if (r.ok && r.data) showLive(r.data);
+    if (r.ok) showLive(r.data);
     setTimeout(poll, 3000);
   };
   poll();
@@ -328,7 +318,7 @@ function initLive() {
   const buttons = document.querySelectorAll("[data-range]");
   const redraw = async () => {
     const r = await api("/api/history?range=" + range);
-    drawChart($("chart"), (r.data && r.data.points) || [], range);
+    drawChart($("chart"), r.data.points || [], range);
   };
   for (const button of buttons) button.addEventListener("click", () => {
     range = button.dataset.range;
@@ -341,26 +331,23 @@ function initLive() {
   setInterval(redraw, 30000);
 }
 
-function showLive(live) {
+function showLive(live) {   // every output and cell named like a harmonized value shows it
   const harmonized = live.harmonized || {};
-  for (const name of ["power_in", "power_out", "timestamp", "meter_id"]) {
-    $(name).textContent = dash(name in harmonized ? harmonized[name] : live[name]);
+  for (const node of document.querySelectorAll("output[id], td[id]")) {
+    node.textContent = dash(node.id in harmonized ? harmonized[node.id] : live[node.id]);
   }
-  for (const n of [1, 2, 3]) {
-    for (const name of PHASES) $(name + n).textContent = dash(harmonized[name + n]);
-    $("phase" + n).hidden = !PHASES.some((name) => (name + n) in harmonized);
+  for (const row of document.querySelectorAll("section tbody tr")) {   // only what the meter sends
+    row.hidden = ![...row.querySelectorAll("[id]")].some((node) => node.textContent !== "–");
   }
-  for (const [name] of COUNTERS) {
-    $(name).textContent = dash(harmonized[name]);
-    $("row-" + name).hidden = !(name in harmonized);
-  }
-  const rows = Object.keys(live.values || {}).sort().map((obis) => el("tr", {},
+  const values = live.values || {};
+  $("values").replaceChildren(...Object.keys(values).sort().map((obis) => el("tr", {},
     el("th", {scope: "row"}, obis), el("td", {class: "num"},
-      dash(live.values[obis].value) + " " + (live.values[obis].unit || ""))));
-  $("values").replaceChildren(...rows);
+      dash(values[obis].value) + " " + (values[obis].unit || "")))));
 }
 
-function drawChart(canvas, points, range) {
+const SPAN = {hour: 3600, day: 86400, month: 31 * 86400};   // seconds shown per chart range
+
+function drawChart(canvas, points, range) {   // a line of W (hour, day), bars of kWh (month)
   const scale = window.devicePixelRatio || 1, w = canvas.clientWidth, h = canvas.clientHeight;
   canvas.width = w * scale;
   canvas.height = h * scale;
@@ -368,46 +355,40 @@ function drawChart(canvas, points, range) {
   g.scale(scale, scale);
   g.font = "12px system-ui, sans-serif";
   g.fillStyle = "#5b6570";
-  if (!points.length) { g.fillText("No history yet", 8, h / 2); return; }
-  const left = 48, bottom = h - 20, top = 8, right = w - 8;
-  const first = points[0][0], last = Math.max(points[points.length - 1][0], first + 1);
+  if (!points.length) return g.fillText("No history yet", 8, h / 2);
+  const bars = range === "month", left = 48, right = w - 8, top = 8, bottom = h - 20;
+  const end = points[points.length - 1][0] + (bars ? 86400 : 0), start = end - SPAN[range];
   const most = Math.max(1, ...points.map((p) => p[1])) * 1.05;   // headroom above the peak
-  const x = (t) => left + (t - first) * (right - left) / (last - first);
+  const x = (t) => left + (t - start) * (right - left) / SPAN[range];
   const y = (v) => bottom - Math.max(0, v) * (bottom - top) / most;
   g.strokeStyle = "#d5dae0";
   for (const v of [0, most / 2, most]) {
     g.beginPath(); g.moveTo(left, y(v)); g.lineTo(right, y(v)); g.stroke();
     g.fillText(String(Math.round(v)), 2, y(v) + 4);
   }
-  const when = (t) => { const d = new Date(t * 1000); return range === "month" ?
+  const when = (t) => { const d = new Date(t * 1000); return bars ?
     d.getDate() + "." + (d.getMonth() + 1) + "." : d.toTimeString().slice(0, 5); };
-  g.fillText(when(first), left, h - 4);
+  g.fillText(when(start), left, h - 4);
   g.textAlign = "right";
-  g.fillText(when(last) + (range === "month" ? "  kWh/day" : "  W"), right, h - 4);
+  g.fillText(when(end) + (bars ? "  kWh/day" : "  W"), right, h - 4);
   g.fillStyle = g.strokeStyle = "#c2410c";
-  if (range === "month") {
-    const bar = Math.max(2, (right - left) / points.length - 2);
-    for (const [t, v] of points) g.fillRect(x(t) - (t === last ? bar : 0), y(v), bar, bottom - y(v));
+  if (bars) {
+    for (const [t, v] of points) g.fillRect(x(t) + 1, y(v), x(86400) - x(0) - 2, bottom - y(v));
     return;
   }
   g.lineWidth = 2;
   g.beginPath();
   points.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
   g.stroke();
+  if (points.length === 1) g.fillRect(x(points[0][0]) - 3, y(points[0][1]) - 3, 6, 6);
 }
 
-const STATUS = [   // [label, path in /api/status, format]
-  ["Mode", "mode"], ["Firmware version", "version"], ["Uptime", "uptime_s", duration],
-  ["Free heap", "heap_free", (v) => Math.round(v / 1024) + " KB"], ["Wi-Fi network", "wifi.ssid"],
-  ["Wi-Fi connected", "wifi.connected", yesNo], ["IP address", "wifi.ip"],
-  ["Signal (RSSI)", "rssi", (v) => v + " dBm"], ["MQTT connected", "mqtt.connected", yesNo],
-  ["Readings queued", "mqtt.queued"], ["Readings dropped", "mqtt.dropped"],
-  ["Frames decoded", "decoder.ok"], ["CRC errors", "decoder.crc"],
-  ["Authentication failures", "decoder.auth"], ["Replayed frames", "decoder.replay"],
-  ["Format errors", "decoder.format"], ["Last error", "decoder.last_error"],
-  ["Crypto and CRC backends", "decoder.backends", (v) => typeof v === "object" ? JSON.stringify(v) : v],
-  ["Meter", "meter.id"], ["Meter profile", "meter.profile"], ["Last telegram", "meter.last_telegram"],
-];
+const STATUS_FORMAT = {   // /api/status path -> how a person reads it
+  uptime_s: duration, heap_free: (v) => Math.round(v / 1024) + " KB", rssi: (v) => v + " dBm",
+  "wifi.connected": yesNo, "mqtt.connected": yesNo,
+  "decoder.backends": (v) => typeof v !== "object" ? v :
+    Object.keys(v).map((name) => name + ": " + v[name]).join(", "),
+};
 
 function duration(s) {
   const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
@@ -416,15 +397,15 @@ function duration(s) {
 
 function yesNo(v) { return v ? "yes" : "no"; }
 
-function initStatus() {
-  $("status").append(...STATUS.map(([label, path]) => el("tr", {}, el("th", {scope: "row"}, label),
-    el("td", {id: "s-" + path}, "–"))));
+function initStatus() {   // each cell's id is "s-" + its path in /api/status
   const poll = async () => {
     const r = await api("/api/status");
     if (r.ok) {
-      for (const [, path, format] of STATUS) {
+      for (const cell of document.querySelectorAll("#status td")) {
+        const path = cell.id.slice(2);
         const value = path.split(".").reduce((v, key) => (v == null ? v : v[key]), r.data);
-        $("s-" + path).textContent = value == null || value === "" ? "–" : format ? format(value) : value;
+        const format = STATUS_FORMAT[path] || String;
+        cell.textContent = value == null || value === "" ? "–" : format(value);
       }
       $("updated").textContent = "Updated " + new Date().toLocaleTimeString();
     }
