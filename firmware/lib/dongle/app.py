@@ -18,7 +18,7 @@ from binascii import unhexlify
 
 from meterkit.harmonize import harmonize
 
-from . import board as boards, config, profiles, topics
+from . import profiles, topics
 from .hw import SPOOL_FILE_BYTES, SPOOL_RAM_ITEMS, load as load_hw
 from .publisher import Publisher
 from .reader import Reader, Throttle, ticks_ms
@@ -41,6 +41,14 @@ def _key(text):
     return unhexlify(text) if text else None
 
 
+def _unload(name):
+    """Forget a module needed only at startup (config, board): its code goes back to the heap."""
+    sys.modules.pop("dongle." + name, None)
+    package = sys.modules.get("dongle")
+    if package is not None and hasattr(package, name):
+        delattr(package, name)
+
+
 def _ticks_diff(a, b):
     from time import ticks_diff
     return ticks_diff(a, b)
@@ -52,10 +60,13 @@ class App:
         self.finite = "--exit-at-end" in argv
         self.verbose = "--verbose" in argv
         self.data = hw.data_dir(argv)
+        from . import config
         problems = []
         self.cfg = cfg = config.load(self.data + "/config.json", problems)
         for problem in problems:
             say("config:", problem)
+        del config
+        _unload("config")   # ~15 KB of heap on the unix port; the portal loads it when needed
         self.stats = dict((name, 0) for name in COUNTERS)
         self.stats.update(version=VERSION, last_error=None, mqtt_error=None, meter_error=None)
         self.started = ticks_ms()
@@ -85,12 +96,15 @@ class App:
         self.restart = False
 
     def _board(self, name):
+        from . import board
         try:
-            return boards.load(name, self.hw.board_roots(self.data))
+            return board.load(name, self.hw.board_roots(self.data))
         except ValueError as e:
             say("board:", e, "- using the generic board")
             self.stats["last_error"] = str(e)
-            return boards.load("generic", [])
+            return board.load("generic", [])
+        finally:
+            _unload("board")
 
     def _ssl(self):
         mqtt = self.cfg["mqtt"]
@@ -132,8 +146,10 @@ class App:
         say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
             self.cfg["meter"]["profile"], "line", profiles.describe(self.auto.line))
         while not self.restart and not (self.finite and self.reader.ended and self._all_published()):
-            if reader.done() and not self.reader.ended:
-                await reader    # the reader never ends on its own: show why it did
+            for task in tasks:   # only a finite reader ends; any other end is a crash: show it
+                if task.done() and not (task is reader and self.reader.ended):
+                    await task
+                    raise RuntimeError("a runtime task ended")
             await asyncio.sleep_ms(50)
         await close_web()
         if self.restart:
