@@ -226,6 +226,7 @@ def test_setup_flow_in_chromium_ends_in_normal_mode_with_the_new_config(tmp_path
         browser.wait_until(lambda: browser.text("power_in") not in ("", "–"), "no live power")
         assert browser.driver.current_url.endswith("/live")
         settings_keep_masked_secrets(browser, firmware)
+        backup_restore_and_reboot(browser, firmware, tmp_path)
 
 
 def settings_keep_masked_secrets(browser, firmware):
@@ -332,3 +333,33 @@ def test_wrong_key_in_setup_shows_the_dongles_diagnostic(tmp_path):
         test_keys.click()
         assert browser.wait_text("test-keys", "the keys decode the last frame")
         assert "ok" in browser.find("test-keys").get_attribute("class").split()
+
+
+BACKUP = "fetch('/api/backup').then((r) => r.text()).then(arguments[0])"
+
+
+def backup_restore_and_reboot(browser, firmware, tmp_path):
+    backup = json.loads(browser.driver.execute_async_script(BACKUP))   # as the link downloads it
+    assert backup["wifi"]["password"] == WIFI_PASSWORD                 # the one place with secrets
+    backup["mqtt"]["base_topic"] = "restored/meter"
+    path = tmp_path / "backup.json"
+    path.write_text(json.dumps(backup))
+    browser.find("restore-file").send_keys(str(path))
+    browser.click("restore")
+    assert browser.wait_text("restore-msg", "Restored")
+    browser.wait_until(lambda: stored_config(firmware)["mqtt"]["base_topic"] == "restored/meter",
+                       "the backup was not restored")
+    assert stored_config(firmware)["wifi"]["password"] == WIFI_PASSWORD
+    browser.wait_until(lambda: get_json(firmware, "/api/status"), "the dongle did not come back")
+    browser.click("reboot")
+    browser.driver.switch_to.alert.accept()        # "Reboot the dongle now?"
+    if browser.wait_until(lambda: logged_out(browser) or browser.text("device-msg"), "no answer"):
+        if logged_out(browser):                    # a restart may have ended the session
+            browser.fill("login-password", ADMIN)
+            browser.find("login").submit()
+    assert browser.wait_text("device-msg", "Rebooting")
+    browser.wait_until(lambda: "restarting" in output(firmware)[-20:], "no restart")
+
+
+def logged_out(browser):
+    return bool(browser.driver.find_elements("id", "login-password"))
