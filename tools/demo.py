@@ -1,47 +1,95 @@
-"""`make demo`: decode every real frame in the shared vectors with the core and show the readings.
-
-(Once the firmware runtime lands, this runs the dongle on the MicroPython unix port against a
-simulated meter and a real broker instead.)
+"""`make demo`: the dongle firmware on the MicroPython unix port, fed by a simulated DSMR5 meter
+over TCP, publishing to a real mosquitto; prints live readings and where the web page is.
+Stops by itself after ~20 s (or on Ctrl-C). Run a subscriber alongside to watch MQTT:
+    mosquitto_sub -p PORT -t 'meterkit/#' -v
 """
 import json
 import pathlib
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "firmware" / "lib"))
+sys.path[:0] = [str(ROOT / "firmware" / "lib"), str(ROOT / "host"), str(ROOT / "tests")]
 
-from meterkit.stream import StreamDecoder  # noqa: E402
-from meterkit.reading import Reading  # noqa: E402
-from meterkit.harmonize import harmonize  # noqa: E402
+from meterkit_host.simulate import Meter  # noqa: E402
 
-VECTORS = ROOT.parent / "shared" / "vectors"
+SECONDS = 20
+SHOWN = ("power_in", "power_out", "energy_in_t1", "energy_in_t2", "voltage_l1", "gas")
 
 
-def frames():
-    for path in sorted(VECTORS.glob("*.json")):
-        for v in json.loads(path.read_text()):
-            raw = bytes.fromhex(v["raw"]) if v["raw_format"] == "hex" else v["raw"].encode("latin-1")
-            key = bytes.fromhex(v["key_hex"]) if v["key_hex"] else None
-            ak = bytes.fromhex(v["auth_key_hex"]) if v["auth_key_hex"] else None
-            yield v["id"], raw, key, ak
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def play_meter(server, interval=1.0):
+    """Accept the firmware and send it one DSMR5 telegram per interval (as a meter does)."""
+    meter = Meter("dsmr5", seed=int(time.time()))
+    client, _ = server.accept()
+    with client:
+        while True:
+            client.sendall(meter.next()[0])
+            time.sleep(interval)
 
 
 def main():
-    print("%-52s %-5s %-6s %10s %16s  %s" % ("capture", "link", "auth", "power W", "energy in kWh", "meter"))
-    for name, raw, key, ak in frames():
-        decoder = StreamDecoder(key, ak)
-        events = decoder.feed(raw) + decoder.flush()
-        for event in events:
-            if isinstance(event, Reading):
-                h = dict(harmonize(event))
-                power = h.get("power_in")
-                energy = h.get("energy_in", h.get("energy_in_t1"))
-                print("%-52s %-5s %-6s %10s %16s  %s" % (name[:52], event.source, event.authenticated,
-                      power if power is not None else "-", energy if energy is not None else "-",
-                      event.meter_id or ""))
-            else:
-                print("%-52s rejected: %s" % (name[:52], event.message))
-    print("\nDecode your own capture:  .venv/bin/meterkit decode [--key HEX] [--hex] FILE")
+    mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if pathlib.Path(
+        "/usr/sbin/mosquitto").exists() else None)
+    micropython = pathlib.Path(sys.executable).parent / "micropython"
+    if not mosquitto:
+        sys.exit("The demo publishes to a real MQTT broker: install mosquitto first\n"
+                 "  sudo apt-get install mosquitto mosquitto-clients   (Debian/Ubuntu)\n"
+                 "  brew install mosquitto                             (macOS)")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="meterkit-demo-"))
+    from broker import Broker
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    threading.Thread(target=play_meter, args=(server,), daemon=True).start()
+    with Broker(work) as broker:
+        dongle = work / "dongle"
+        dongle.mkdir()
+        web = free_port()
+        (dongle / "config.json").write_text(json.dumps({
+            "meter": {"profile": "dsmr5", "source": "tcp:127.0.0.1:%d" % server.getsockname()[1]},
+            "mqtt": {"host": "127.0.0.1", "port": broker.port}, "http": {"port": web},
+            "admin": {"password": "demo-password"},
+            "publish": {"diagnostics_interval": 10}}))
+        print("mosquitto on 127.0.0.1:%d   (watch: mosquitto_sub -p %d -t 'meterkit/#' -v)"
+              % (broker.port, broker.port))
+        print("firmware data folder: %s" % dongle)
+        proc = subprocess.Popen([str(micropython), str(ROOT / "firmware" / "main.py"), str(dongle),
+                                 "--verbose"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        threading.Thread(target=show, args=(proc,), daemon=True).start()
+        try:
+            proc.wait(timeout=SECONDS)
+        except subprocess.TimeoutExpired:
+            print("(demo over after %d s)" % SECONDS)
+        except KeyboardInterrupt:
+            print("(stopped)")
+        finally:
+            proc.terminate()
+            proc.wait()
+    print("Run it yourself: micropython firmware/main.py DATA_DIR  (DATA_DIR/config.json: see %s)"
+          % (dongle / "config.json"))
+
+
+def show(proc):
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line.startswith("reading "):
+            _, meter, stamp, *values = line.split(" ")
+            shown = [v for v in values if v.split("=")[0] in SHOWN]
+            print("%s  meter …%s  %s" % (stamp, meter[-6:], "  ".join(shown)))
+        elif not line.startswith("diag "):
+            print(line)
 
 
 if __name__ == "__main__":
