@@ -4,7 +4,8 @@ import importlib
 import sys
 
 # modules of this package that define a subcommand, in the order `meterkit --help` lists them
-COMMANDS = ("decode", "simulate", "read", "record", "export", "bridge")
+COMMANDS = ("decode", "simulate", "read", "record", "export", "bridge",
+            "flash", "deploy", "release", "ota_server")
 
 
 def build_parser():
