@@ -253,10 +253,10 @@ def deploy(port, board=None, config_file=None, public_key_file=None, version=Non
 
 
 def check_mpy_version(tree, device_version):
-    compiled = next(pathlib.Path(tree).rglob("*.mpy"))
-    if compiled.read_bytes()[1] != device_version:
+    written = next(pathlib.Path(tree).rglob("*.mpy")).read_bytes()[1]
+    if written != device_version:
         raise DeployError("the device loads .mpy v%d but this mpy-cross writes v%d: install the "
-                          "mpy-cross matching the device's MicroPython" % (device_version, compiled.read_bytes()[1]))
+                          "mpy-cross matching the device's MicroPython" % (device_version, written))
 
 
 def read_extras(board, config_file, public_key_file):
@@ -291,7 +291,8 @@ def add_command(commands):
     cmd.add_argument("--port", required=True, help="serial port of a dongle running MicroPython")
     cmd.add_argument("--board", help="board name (boards/<name>) or folder: its board.json goes along")
     cmd.add_argument("--config", help="config JSON: validated, then uploaded as config.json")
-    cmd.add_argument("--public-key", help="ota_public.json from `meterkit keygen`: the key OTA releases must match")
+    cmd.add_argument("--public-key",
+                     help="ota_public.json from `meterkit keygen`: the key OTA releases must match")
     cmd.add_argument("--version", help="app version folder (default: dongle.app's VERSION)")
     cmd.set_defaults(run=run)
 

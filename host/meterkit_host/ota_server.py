@@ -122,8 +122,10 @@ def add_command(commands):
     serve.add_argument("--public-key", help="ota_public.json: also check the signature before serving")
     serve.set_defaults(run=run_serve)
     push_cmd = actions.add_parser("push", help="tell a dongle to fetch and apply a release")
-    push_cmd.add_argument("--device", required=True, help="the dongle's web address, e.g. http://192.168.1.50")
-    push_cmd.add_argument("--url", required=True, help="where the dongle fetches the release (an `ota serve` URL)")
+    push_cmd.add_argument("--device", required=True,
+                          help="the dongle's web address, e.g. http://192.168.1.50")
+    push_cmd.add_argument("--url", required=True,
+                          help="where the dongle fetches the release (an `ota serve` URL)")
     push_cmd.add_argument("--password", help="admin password (default: $%s, else asked)" % PASSWORD_VARIABLE)
     push_cmd.add_argument("--force", action="store_true", help="also install an older version")
     push_cmd.set_defaults(run=run_push)
