@@ -68,7 +68,9 @@ class App:
         del config
         _unload("config")   # ~15 KB of heap on the unix port; the portal loads it when needed
         self.stats = dict((name, 0) for name in COUNTERS)
-        self.stats.update(version=VERSION, last_error=None, mqtt_error=None, meter_error=None)
+        from . import health   # the version the loader booted (apps/<v>), else VERSION
+        self.stats.update(version=health.version(VERSION), last_error=None, mqtt_error=None,
+                          meter_error=None)
         self.started = ticks_ms()
         self.last_reading = None
         self.board = self._board(cfg["board"]["name"])
@@ -89,11 +91,12 @@ class App:
             settings.update(publish)
             self.publisher = Publisher(settings, self.spool, self.stats, self.node,
                                        self.reader.wake, self._remembered_device(), self._ssl(),
-                                       self._remember_device, VERSION)
+                                       self._remember_device, self.stats["version"])
         self.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
         self.say = say
         self.portal = self.history = None   # set by web.start()
         self.restart = False
+        self.reboot = False   # with restart: a new app tree goes on trial, back to the loader
 
     def _board(self, name):
         from . import board
@@ -141,6 +144,8 @@ class App:
                  asyncio.create_task(self._housekeeping())]
         if self.publisher:
             tasks.append(asyncio.create_task(self.publisher.run()))
+        from . import health
+        tasks.append(health.start(self))   # trial watch, OTA checks, HA update entity
         from . import web
         close_web = await web.start(self)
         say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
@@ -230,6 +235,8 @@ def main(argv=None):
             return
         say("restarting")
         app.hw.reset()          # the ESP32 reboots here; the unix port starts a new App
+        if app.reboot:
+            return "reboot"     # unix: the loader (main.py) picks the app tree anew
         app = None
         asyncio.new_event_loop()
         gc.collect()

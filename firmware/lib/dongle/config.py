@@ -95,6 +95,13 @@ def admin_password(value):
     return hash_password(value) if value else ""
 
 
+def release_url(value):
+    _text(value, 256)
+    if value and not (value.startswith("http://") or value.startswith("https://")):
+        raise ValueError("must be empty or an http:// or https:// URL")
+    return value
+
+
 def topic(value):
     _text(value, 128)
     if not value or "+" in value or "#" in value or value[0] == "/" or value[-1] == "/":
@@ -153,6 +160,12 @@ SCHEMA = (
     )),
     ("ap", (
         ("timeout", 600, number(0, 86400)),     # seconds the setup access point stays up; 0: always
+    )),
+    ("ota", (
+        ("url", "", release_url),               # a release server (meterkit ota serve); empty: none
+        ("check_interval_s", 0, number(0, 604800)),   # how often to look for a release; 0: never
+        ("auto_install", False, boolean),       # install a newer release found by the check
+        ("trial_s", 120, number(10, 3600)),     # a new version must become healthy this fast
     )),
 )
 

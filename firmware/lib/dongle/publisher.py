@@ -38,6 +38,8 @@ class Publisher:
         self._speak_for(device or node)
         self.announced = []   # meter ids whose discovery configs went out on this connection
         self.idle = True      # nothing left to publish
+        self.extras = []      # callables -> [(topic, payload)], retained on every connect
+        self.commands = {}    # topic -> callback(payload): subscribed on every connect
 
     def _speak_for(self, device):
         """Availability and diagnostics live under the meter's id, where HA's sensors look."""
@@ -77,6 +79,11 @@ class Publisher:
         await self.client.publish(topic, online, retain=True, qos=1)
         if self.s["ha_discovery"]:
             await self.client.subscribe(self.prefix + "/status")
+        for topic in self.commands:
+            await self.client.subscribe(topic)
+        for messages in self.extras:
+            for topic, payload in messages():
+                await self.client.publish(topic, payload, retain=True, qos=1)
         asyncio.create_task(self._poll())
 
     async def _poll(self):
@@ -90,6 +97,9 @@ class Publisher:
     def _incoming(self, topic, payload):
         if topic == (self.prefix + "/status").encode() and payload == b"online":
             self.announced = []   # Home Assistant restarted: send the configs again
+        command = self.commands.get(topic.decode())
+        if command is not None:
+            command(payload)
 
     async def _drain(self):
         while self.client.connected:

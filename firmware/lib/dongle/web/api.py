@@ -47,6 +47,7 @@ class Api:
             ("POST", "/api/restore", self.restore, True),
             ("POST", "/api/factory-reset", self.factory_reset, True),
             ("POST", "/api/reboot", self.reboot, True),
+            ("POST", "/api/ota/push", self.ota_push, True),
         )
 
     @property
@@ -112,6 +113,7 @@ class Api:
             "meter": {"id": reading.meter_id if reading else None,
                       "profile": app.cfg["meter"]["profile"],
                       "last_telegram": reading.timestamp if reading else None},
+            "ota": _ota_report(stats),
         })
 
     async def live(self, request):
@@ -251,6 +253,29 @@ class Api:
     async def reboot(self, request):
         self.app.request_restart()
         return json_response({"ok": True, "restart": True})
+
+    async def ota_push(self, request):
+        """{"url": release server (default ota.url), "force": downgrade allowed}: install now."""
+        return await ota_push(self.app, request)
+
+
+async def ota_push(app, request):
+    """The OTA route, shared with safe mode: 200 and a reboot into the trial, or 409 and why."""
+    from ..ota import Rejected, install
+    doc = request.data()
+    url = doc.get("url") or app.cfg["ota"]["url"]
+    if not isinstance(url, str) or not url:
+        raise HttpError(400, "url is missing (and no ota.url is configured)")
+    try:
+        version = await install(app, url, doc.get("force") is True)
+    except Rejected as e:
+        return json_response({"ok": False, "error": str(e)}, 409)
+    return json_response({"ok": True, "version": version, "restart": True})
+
+
+def _ota_report(stats):
+    from .. import health
+    return health.report(stats)
 
 
 def try_keys(raw, key, auth_key, framings):

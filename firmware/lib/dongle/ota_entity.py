@@ -1,0 +1,100 @@
+"""Home Assistant's `update` entity for the dongle's firmware (MQTT discovery).
+
+Pure functions return (topic, payload) like topics.py; attach(app) wires them into the running
+publisher: config and state go out retained on every connect, and HA's "Install" button arrives
+on the command topic and starts an update from ota.url.
+
+    <prefix>/update/meterkit_<node>/firmware/config    the discovery config
+    <base>/<node>/ota/state      {"installed_version", "latest_version", "title", "in_progress"}
+    <base>/<node>/ota/install    <- "install"
+"""
+from meterkit.reading import json_string, json_value
+
+INSTALL = "install"
+
+
+def _object(pairs):
+    return ("{" + ", ".join(json_string(k) + ": " + v for k, v in pairs) + "}").encode()
+
+
+def state_topic(base, node):
+    return "%s/%s/ota/state" % (base, node)
+
+
+def command_topic(base, node):
+    return "%s/%s/ota/install" % (base, node)
+
+
+def discovery(base, prefix, node, version, status):
+    """status: the availability topic that carries the dongle's last will."""
+    object_id = "meterkit_" + node
+    device = "{%s: [%s], %s: %s, %s: %s, %s: %s, %s: %s}" % (
+        json_string("identifiers"), json_string(object_id),
+        json_string("name"), json_string("meterkit dongle " + node),
+        json_string("manufacturer"), json_string("meterkit"),
+        json_string("model"), json_string("smart meter dongle"),
+        json_string("sw_version"), json_string(version))
+    return "%s/update/%s/firmware/config" % (prefix, object_id), _object((
+        ("name", json_string("Firmware")),
+        ("unique_id", json_string(object_id + "_firmware")),
+        ("device_class", json_string("firmware")),
+        ("entity_category", json_string("config")),
+        ("state_topic", json_string(state_topic(base, node))),
+        ("command_topic", json_string(command_topic(base, node))),
+        ("payload_install", json_string(INSTALL)),
+        ("availability_topic", json_string(status)),
+        ("device", device)))
+
+
+def state(base, node, installed, latest=None, in_progress=False):
+    """latest None: nothing newer known, so HA shows the installed version as the latest."""
+    return state_topic(base, node), _object((
+        ("installed_version", json_string(installed)),
+        ("latest_version", json_string(latest or installed)),
+        ("title", json_string("meterkit")),
+        ("in_progress", json_value(bool(in_progress)))))
+
+
+# -- wiring into the running App --------------------------------------------------------------------
+
+def messages(app):
+    p = app.publisher
+    stats = app.stats
+    busy = (stats.get("ota_status") or "").startswith(("checking", "downloading"))
+    return [discovery(p.base, p.prefix, app.node, stats["version"], p.availability[0]),
+            state(p.base, app.node, stats["version"], stats.get("ota_latest"), busy)]
+
+
+def attach(app):
+    """Announce the entity on every connect; HA's install command starts an update from ota.url."""
+    p = app.publisher
+    p.extras.append(lambda: messages(app))
+    p.commands[command_topic(p.base, app.node)] = lambda payload: _install(app, payload)
+
+
+def _install(app, payload):
+    import asyncio
+    if payload != INSTALL.encode():
+        return
+    if not app.cfg["ota"]["url"]:
+        app.stats["ota_error"] = "install from Home Assistant: no ota.url configured"
+        return
+
+    async def run():
+        from .ota import Rejected, install
+        try:
+            await install(app, app.cfg["ota"]["url"])
+        except Rejected:
+            await publish_state(app)   # the reason is in the diagnostics' ota_error
+    asyncio.create_task(run())
+
+
+async def publish_state(app):
+    p = app.publisher
+    if p is None or not p.connected or not app.cfg["publish"]["ha_discovery"]:
+        return
+    topic, payload = messages(app)[1]
+    try:
+        await p.client.publish(topic, payload, retain=True, qos=0)
+    except Exception:
+        pass   # the next connect sends it again
