@@ -16,9 +16,7 @@ import json
 import sys
 from binascii import unhexlify
 
-from meterkit.harmonize import harmonize
-
-from . import profiles, topics
+from . import profiles
 from .hw import SPOOL_FILE_BYTES, SPOOL_RAM_ITEMS, load as load_hw
 from .publisher import Publisher
 from .reader import Reader, Throttle, ticks_ms
@@ -133,6 +131,8 @@ class App:
             from .reader import now_s
             self.history.add_reading(reading, now_s())
         if self.verbose:
+            from meterkit.harmonize import harmonize
+            from . import topics
             values = " ".join("%s=%s" % (name, value) for name, value in harmonize(reading))
             say("reading", topics.device_id(reading), reading.timestamp, values)
 

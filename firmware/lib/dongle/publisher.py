@@ -132,19 +132,27 @@ class Publisher:
             await self._move_to(device)
             return False
         if self.s["ha_discovery"] and device not in self.announced:
-            for topic, payload in topics.discovery(reading, self.base, self.prefix, self.node,
-                                                   self.version):
-                await self.client.publish(topic, payload, retain=True, qos=1)
+            await self._announce(reading)
             self.announced.append(device)
-        messages = []
         if self.s["harmonized"]:
-            messages += topics.harmonized(reading, self.base, received)
+            for topic, payload in topics.iter_harmonized(reading, self.base, received):
+                await self.client.publish(topic, payload, qos=1)
         if self.s["raw"]:
-            messages += topics.raw_values(reading, self.base, received)
-            messages.append(topics.raw_state(reading, self.base, received))
-        for topic, payload in messages:
+            for topic, payload in topics.iter_raw_values(reading, self.base, received):
+                await self.client.publish(topic, payload, qos=1)
+            topic, payload = topics.raw_state(reading, self.base, received)
             await self.client.publish(topic, payload, qos=1)
         return True
+
+    async def _announce(self, reading):
+        """The discovery configs, one at a time; their tables leave the heap afterwards."""
+        from . import discovery
+        try:
+            for topic, payload in discovery.configs(reading, self.base, self.prefix, self.node,
+                                                    self.version):
+                await self.client.publish(topic, payload, retain=True, qos=1)
+        finally:
+            discovery.unload()
 
     async def _move_to(self, device):
         """The first reading of a meter we did not speak for: hand over the status topic and

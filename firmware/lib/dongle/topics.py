@@ -1,5 +1,7 @@
 """MQTT topics and payloads for a Reading: harmonized, raw, smartmeter-datacollector and Home
-Assistant discovery layouts. Pure functions, no I/O: the dongle and the host publish the same bytes.
+Assistant discovery layouts (discovery.py). Pure functions, no I/O: the dongle and the host publish
+the same bytes. The iter_* generators make one message at a time (the dongle's heap); the list
+functions are the same messages at once.
 
 Payloads are JSON written by hand (reading.json_string/json_value) so keys keep their order, meter
 values print exactly as Exact numbers, and MicroPython and CPython give identical bytes.
@@ -16,52 +18,24 @@ MAX_ID = 64
 # smartmeter/cosem.py of scs/smartmeter-datacollector), by the (C, D, E) groups of an
 # electricity code; B (the channel) is ignored as L+G meters state energies on 1-1:.
 _DATACOLLECTOR = (
-    ((1, 7, 0), "ACTIVE_POWER_P"), ((2, 7, 0), "ACTIVE_POWER_N"),
-    ((3, 7, 0), "REACTIVE_POWER_P"), ((4, 7, 0), "REACTIVE_POWER_N"),
-    ((13, 7, 0), "POWER_FACTOR"), ((14, 7, 0), "NET_FREQUENCY"),
-    ((21, 7, 0), "ACTIVE_POWER_P_L1"), ((22, 7, 0), "ACTIVE_POWER_N_L1"),
-    ((23, 7, 0), "REACTIVE_POWER_P_L1"), ((24, 7, 0), "REACTIVE_POWER_N_L1"),
-    ((31, 7, 0), "CURRENT_L1"), ((32, 7, 0), "VOLTAGE_L1"),
-    ((41, 7, 0), "ACTIVE_POWER_P_L2"), ((42, 7, 0), "ACTIVE_POWER_N_L2"),
-    ((43, 7, 0), "REACTIVE_POWER_P_L2"), ((44, 7, 0), "REACTIVE_POWER_N_L2"),
-    ((51, 7, 0), "CURRENT_L2"), ((52, 7, 0), "VOLTAGE_L2"),
-    ((61, 7, 0), "ACTIVE_POWER_P_L3"), ((62, 7, 0), "ACTIVE_POWER_N_L3"),
-    ((63, 7, 0), "REACTIVE_POWER_P_L3"), ((64, 7, 0), "REACTIVE_POWER_N_L3"),
-    ((71, 7, 0), "CURRENT_L3"), ((72, 7, 0), "VOLTAGE_L3"),
-    ((81, 7, 40), "ANGLE_UI_L1"), ((81, 7, 51), "ANGLE_UI_L2"), ((81, 7, 62), "ANGLE_UI_L3"),
-    ((1, 8, 0), "ACTIVE_ENERGY_P"), ((1, 8, 1), "ACTIVE_ENERGY_P_T1"),
-    ((1, 8, 2), "ACTIVE_ENERGY_P_T2"), ((2, 8, 0), "ACTIVE_ENERGY_N"),
-    ((2, 8, 1), "ACTIVE_ENERGY_N_T1"), ((2, 8, 2), "ACTIVE_ENERGY_N_T2"),
-    ((3, 8, 0), "REACTIVE_ENERGY_P"), ((3, 8, 1), "REACTIVE_ENERGY_P_T1"),
-    ((3, 8, 2), "REACTIVE_ENERGY_P_T2"), ((4, 8, 0), "REACTIVE_ENERGY_N"),
-    ((4, 8, 1), "REACTIVE_ENERGY_N_T1"), ((4, 8, 2), "REACTIVE_ENERGY_N_T2"),
-    ((5, 8, 0), "REACTIVE_ENERGY_Q1"), ((6, 8, 0), "REACTIVE_ENERGY_Q2"),
-    ((7, 8, 0), "REACTIVE_ENERGY_Q3"), ((8, 8, 0), "REACTIVE_ENERGY_Q4"),
+    " 1.7.0=ACTIVE_POWER_P 2.7.0=ACTIVE_POWER_N 3.7.0=REACTIVE_POWER_P "
+    "4.7.0=REACTIVE_POWER_N 13.7.0=POWER_FACTOR 14.7.0=NET_FREQUENCY "
+    "21.7.0=ACTIVE_POWER_P_L1 22.7.0=ACTIVE_POWER_N_L1 23.7.0=REACTIVE_POWER_P_L1 "
+    "24.7.0=REACTIVE_POWER_N_L1 31.7.0=CURRENT_L1 32.7.0=VOLTAGE_L1 "
+    "41.7.0=ACTIVE_POWER_P_L2 42.7.0=ACTIVE_POWER_N_L2 43.7.0=REACTIVE_POWER_P_L2 "
+    "44.7.0=REACTIVE_POWER_N_L2 51.7.0=CURRENT_L2 52.7.0=VOLTAGE_L2 "
+    "61.7.0=ACTIVE_POWER_P_L3 62.7.0=ACTIVE_POWER_N_L3 63.7.0=REACTIVE_POWER_P_L3 "
+    "64.7.0=REACTIVE_POWER_N_L3 71.7.0=CURRENT_L3 72.7.0=VOLTAGE_L3 "
+    "81.7.40=ANGLE_UI_L1 81.7.51=ANGLE_UI_L2 81.7.62=ANGLE_UI_L3 "
+    "1.8.0=ACTIVE_ENERGY_P 1.8.1=ACTIVE_ENERGY_P_T1 1.8.2=ACTIVE_ENERGY_P_T2 "
+    "2.8.0=ACTIVE_ENERGY_N 2.8.1=ACTIVE_ENERGY_N_T1 2.8.2=ACTIVE_ENERGY_N_T2 "
+    "3.8.0=REACTIVE_ENERGY_P 3.8.1=REACTIVE_ENERGY_P_T1 3.8.2=REACTIVE_ENERGY_P_T2 "
+    "4.8.0=REACTIVE_ENERGY_N 4.8.1=REACTIVE_ENERGY_N_T1 4.8.2=REACTIVE_ENERGY_N_T2 "
+    "5.8.0=REACTIVE_ENERGY_Q1 6.8.0=REACTIVE_ENERGY_Q2 7.8.0=REACTIVE_ENERGY_Q3 "
+    "8.8.0=REACTIVE_ENERGY_Q4 "
 )
 
-# Home Assistant sensor settings per harmonized quantity: device_class, state_class, unit.
-# total_increasing + kWh / m³ is what the energy dashboard accepts.
-_HA = {
-    "power": ("power", "measurement", "W"),
-    "energy": ("energy", "total_increasing", "kWh"),
-    "voltage": ("voltage", "measurement", "V"),
-    "current": ("current", "measurement", "A"),
-    "gas": ("gas", "total_increasing", "m\u00b3"),
-}
-
-# Dongle health sensors: stats key, label, device_class, state_class, unit.
-_DIAGNOSTICS = (
-    ("frames_ok", "Frames OK", None, "total_increasing", None),
-    ("frames_errors", "Frame errors", None, "total_increasing", None),
-    ("heap_free", "Free heap", "data_size", "measurement", "B"),
-    ("rssi", "Wi-Fi signal", "signal_strength", "measurement", "dBm"),
-    ("uptime_s", "Uptime", "duration", "total_increasing", "s"),
-)
 _ERROR_COUNTERS = ("frames_crc", "frames_auth", "frames_replay", "frames_format")
-
-_MODELS = (("p1", "DSMR P1 meter"), ("sht", "DSMR meter, encrypted P1 (Smarty)"),
-           ("hdlc", "DLMS/COSEM meter (HDLC)"), ("mbus", "DLMS/COSEM meter (M-Bus)"),
-           ("apdu", "DLMS/COSEM meter"))
 
 
 def device_id(reading):
@@ -77,11 +51,15 @@ def _id_char(ch):
 
 def harmonized(reading, base="smartmeter", received=None):
     """[(topic, payload)]: <base>/<id>/<quantity>/<name> -> {"timestamp": s, "value": n}."""
+    return list(iter_harmonized(reading, base, received))
+
+
+def iter_harmonized(reading, base="smartmeter", received=None):
     root = "%s/%s/" % (base, device_id(reading))
     stamp = json_value(_timestamp(reading, received))
-    return [(root + QUANTITY[name] + "/" + name,
-             _payload((("timestamp", stamp), ("value", str(value)))))
-            for name, value in harmonize(reading)]
+    for name, value in harmonize(reading):
+        yield (root + QUANTITY[name] + "/" + name,
+               _payload((("timestamp", stamp), ("value", str(value)))))
 
 
 def raw_state(reading, base, received=None):
@@ -105,20 +83,22 @@ def raw_values(reading, base, received=None):
     """[(topic, payload)] in the smartmeter-datacollector layout: <base>/<id>/<NAME> ->
     {"value", "unit", "timestamp", "obis"}; NAME is that project's data-point name where one
     exists, else the OBIS code with ':' and '.' as '_' (e.g. 0-1_24_2_1)."""
+    return list(iter_raw_values(reading, base, received))
+
+
+def iter_raw_values(reading, base, received=None):
     root = "%s/%s/" % (base, device_id(reading))
     stamp = json_value(_timestamp(reading, received))
     used = []
-    out = []
     for obis, value in reading.values:
         name = _datacollector_name(obis)
         if name is None or name in used:
             name = obis.replace(":", "_").replace(".", "_")
         used.append(name)
-        out.append((root + name, _payload((("value", json_value(value.value)),
-                                          ("unit", json_string(value.unit)),
-                                          ("timestamp", stamp),
-                                          ("obis", json_string(obis))))))
-    return out
+        yield (root + name, _payload((("value", json_value(value.value)),
+                                     ("unit", json_string(value.unit)),
+                                     ("timestamp", stamp),
+                                     ("obis", json_string(obis)))))
 
 
 def _datacollector_name(obis):
@@ -128,13 +108,14 @@ def _datacollector_name(obis):
     if len(groups) != 3:
         return None
     try:
-        key = (int(groups[0]), int(groups[1]), int(groups[2]))
+        key = " %d.%d.%d=" % (int(groups[0]), int(groups[1]), int(groups[2]))
     except ValueError:
         return None
-    for cde, name in _DATACOLLECTOR:
-        if cde == key:
-            return name
-    return None
+    start = _DATACOLLECTOR.find(key)
+    if start < 0:
+        return None
+    start += len(key)
+    return _DATACOLLECTOR[start:_DATACOLLECTOR.index(" ", start)]
 
 
 def availability(base, id):
@@ -156,67 +137,10 @@ def diagnostics(stats, base, id):
 
 
 def discovery(reading, base, prefix="homeassistant", node="meterkit", version=None):
-    """[(topic, payload)] Home Assistant MQTT discovery configs (publish them retained).
-
-    One HA device per meter; one sensor per harmonized value, state from the harmonized topics;
-    plus diagnostic sensors reading <base>/<id>/diagnostics.
-    """
-    meter = device_id(reading)
-    object_id = node + "_" + meter
-    device = _device(reading, object_id, version)
-    status = availability(base, meter)[0]
-    out = []
-    for name, _ in harmonize(reading):
-        quantity = QUANTITY[name]
-        state = "%s/%s/%s/%s" % (base, meter, quantity, name)
-        out.append(_sensor(prefix, object_id, name, _label(name), state, "value", status,
-                           device, _HA[quantity], None))
-    state = diagnostics({}, base, meter)[0]
-    for key, label, device_class, state_class, unit in _DIAGNOSTICS:
-        out.append(_sensor(prefix, object_id, key, label, state, key, status, device,
-                           (device_class, state_class, unit), "diagnostic"))
-    return out
-
-
-def _sensor(prefix, object_id, name, label, state, field, status, device, kind, category):
-    device_class, state_class, unit = kind
-    pairs = [("name", json_string(label)),
-             ("unique_id", json_string(object_id + "_" + name)),
-             ("state_topic", json_string(state)),
-             ("value_template", json_string("{{ value_json.%s }}" % field)),
-             ("availability_topic", json_string(status))]
-    for key, text in (("device_class", device_class), ("state_class", state_class),
-                      ("unit_of_measurement", unit), ("entity_category", category)):
-        if text is not None:
-            pairs.append((key, json_string(text)))
-    pairs.append(("device", device))
-    return "%s/sensor/%s/%s/config" % (prefix, object_id, name), _payload(pairs)
-
-
-def _device(reading, object_id, version):
-    if version is None:
-        from meterkit import VERSION as version
-    model = "smart meter"
-    for source, text in _MODELS:
-        if source == reading.source:
-            model = text
-    name = "Smart meter %s" % (reading.meter_id or "")
-    return _object((("identifiers", "[" + json_string(object_id) + "]"),
-                    ("name", json_string(name.strip())),
-                    ("manufacturer", json_string("meterkit")),
-                    ("model", json_string(model)),
-                    ("sw_version", json_string(version))))
-
-
-def _label(name):
-    """'energy_in_t1' -> 'Energy in T1'."""
-    words = name.split("_")
-    words[0] = words[0][:1].upper() + words[0][1:]
-    for i in range(1, len(words)):
-        word = words[i]
-        if len(word) == 2 and word[0] in "lt" and word[1].isdigit():
-            words[i] = word.upper()
-    return " ".join(words)
+    """[(topic, payload)] Home Assistant MQTT discovery configs (publish them retained); the
+    tables live in discovery.py, which the dongle loads only while it announces."""
+    from .discovery import configs
+    return list(configs(reading, base, prefix, node, version))
 
 
 def _timestamp(reading, received):

@@ -1,6 +1,6 @@
 """The dongle's routes: pages, captive-portal probes and the JSON API (the pages' contract).
 
-    api = Api(app); server = Server(api.handle)
+    api = Api(app, sessions); server = Server(api.handle)
 
 `app` is the running dongle.app.App: its stats, config, reader, wifi, portal and history.
 Secrets never leave in a response except in GET /api/backup (an explicit download); a posted
@@ -28,9 +28,10 @@ def _config():
 
 
 class Api:
-    def __init__(self, app):
+    def __init__(self, app, sessions=None):
+        """sessions: a list that keeps the logins when this Api is dropped and made again."""
         self.app = app
-        self.sessions = auth.Sessions(lambda: app.uptime_s())
+        self.sessions = auth.Sessions(app.uptime_s, sessions)
         self.routes = (   # (method, path, handler, needs auth)
             ("GET", "/api/status", self.status, False),
             ("GET", "/api/live", self.live, True),

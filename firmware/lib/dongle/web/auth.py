@@ -72,25 +72,26 @@ def basic_password(header):
 
 
 class Sessions:
-    def __init__(self, clock):
+    def __init__(self, clock, store=None):
         self.clock = clock          # () -> seconds, monotonic enough
-        self._open = []             # [token, expires_s], newest first
+        # [token, expires_s], newest first; changed in place, so a caller's store outlives us
+        self._open = [] if store is None else store
 
     def new(self):
         token = hexlify(os.urandom(16)).decode()
-        self._open = [[token, self.clock() + SESSION_S]] + self._open[:MAX_SESSIONS - 1]
+        self._open[:] = [[token, self.clock() + SESSION_S]] + self._open[:MAX_SESSIONS - 1]
         return token
 
     def valid(self, token):
         now = self.clock()
-        self._open = [entry for entry in self._open if entry[1] > now]
+        self._open[:] = [entry for entry in self._open if entry[1] > now]
         return bool(token) and any(same(token, entry[0]) for entry in self._open)
 
     def drop(self, token):
-        self._open = [entry for entry in self._open if entry[0] != token]
+        self._open[:] = [entry for entry in self._open if entry[0] != token]
 
     def clear(self):
-        self._open = []
+        self._open[:] = []
 
 
 def authorized(request, stored_hash, sessions):

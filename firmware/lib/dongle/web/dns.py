@@ -9,6 +9,7 @@ NOERROR answer (no IPv6 here: the client falls back to A); anything that is not 
 standard query with exactly one question is dropped.
 """
 import asyncio
+import select
 import socket
 
 TTL_S = 60
@@ -63,6 +64,12 @@ def ip_bytes(text):
     return bytes(int(part) for part in parts)
 
 
+def _any(events):
+    for _ in events:
+        return True
+    return False
+
+
 class Dns:
     def __init__(self, ip):
         self.ip = ip_bytes(ip)
@@ -76,14 +83,21 @@ class Dns:
         sock.bind(socket.getaddrinfo(host, port)[0][-1])
         sock.setblocking(False)
         self.sock = sock
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
         self._task = asyncio.create_task(self._serve())
         return self
 
     async def _serve(self):
+        # ipoll (MicroPython) allocates nothing; recvfrom would allocate a packet buffer per poll
+        ready = getattr(self._poller, "ipoll", self._poller.poll)
         while self.sock is not None:
+            if not _any(ready(0)):
+                await asyncio.sleep_ms(POLL_MS)
+                continue
             try:
                 packet, client = self.sock.recvfrom(MAX_PACKET)
-            except OSError:          # nothing waiting (EAGAIN): poll again soon
+            except OSError:          # an error state, not a packet: don't spin on it
                 await asyncio.sleep_ms(POLL_MS)
                 continue
             reply = answer(packet, self.ip)

@@ -189,7 +189,7 @@ class Server:
         self._server = None
 
     async def start(self, host, port):
-        self._server = await asyncio.start_server(self._connection, host, port)
+        self._server = await asyncio.start_server(self.connection, host, port)
         return self
 
     def close(self):
@@ -197,7 +197,8 @@ class Server:
             self._server.close()
             self._server = None
 
-    async def _connection(self, reader, writer):
+    async def connection(self, reader, writer):
+        """Serve one accepted connection (start() does it for each; a listener may too)."""
         if self.active >= self.max_connections:
             self.counts["refused"] += 1
             await self._finish(writer, error_response(503, "busy, try again"), True)
