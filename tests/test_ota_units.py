@@ -91,15 +91,16 @@ print(k.key_id, all(ok), verify(k, m + b'x', s), (time.ticks_us() - t) // 10)
 
 
 def test_update_entity_payloads():
-    topic, payload = ota_entity.discovery("meterkit", "homeassistant", "abc123", "0.1.0",
+    topic, payload = ota_entity.discovery("meterkit", "homeassistant", "abc123", "abc123_m1",
                                           "meterkit/m1/status")
     doc = json.loads(payload)
     assert topic == "homeassistant/update/meterkit_abc123/firmware/config"
     assert doc["command_topic"] == "meterkit/abc123/ota/install" == \
         ota_entity.command_topic("meterkit", "abc123")
-    assert doc["state_topic"] == "meterkit/abc123/ota/state"
+    assert doc["state_topic"] == "meterkit/abc123/ota"
     assert (doc["payload_install"], doc["device_class"]) == ("install", "firmware")
-    assert doc["device"]["sw_version"] == "0.1.0"
+    assert doc["device"] == {"identifiers": ["abc123_m1"]}   # the meter's HA device
+    assert doc["availability_topic"] == "meterkit/m1/status"
     topic, payload = ota_entity.state("meterkit", "abc123", "0.1.0", "0.2.0", True)
     assert json.loads(payload) == {"installed_version": "0.1.0", "latest_version": "0.2.0",
                                    "title": "meterkit", "in_progress": True}

@@ -5,7 +5,7 @@ publisher: config and state go out retained on every connect, and HA's "Install"
 on the command topic and starts an update from ota.url.
 
     <prefix>/update/meterkit_<node>/firmware/config    the discovery config
-    <base>/<node>/ota/state      {"installed_version", "latest_version", "title", "in_progress"}
+    <base>/<node>/ota            {"installed_version", "latest_version", "title", "in_progress"}
     <base>/<node>/ota/install    <- "install"
 """
 from meterkit.reading import json_string, json_value
@@ -18,22 +18,17 @@ def _object(pairs):
 
 
 def state_topic(base, node):
-    return "%s/%s/ota/state" % (base, node)
+    return "%s/%s/ota" % (base, node)
 
 
 def command_topic(base, node):
     return "%s/%s/ota/install" % (base, node)
 
 
-def discovery(base, prefix, node, version, status):
-    """status: the availability topic that carries the dongle's last will."""
+def discovery(base, prefix, node, device, status):
+    """device: the HA device the entity joins (topics.py's "<node>_<meter id>", so the meter's
+    sensors and the firmware share one device); status: the topic with the dongle's last will."""
     object_id = "meterkit_" + node
-    device = "{%s: [%s], %s: %s, %s: %s, %s: %s, %s: %s}" % (
-        json_string("identifiers"), json_string(object_id),
-        json_string("name"), json_string("meterkit dongle " + node),
-        json_string("manufacturer"), json_string("meterkit"),
-        json_string("model"), json_string("smart meter dongle"),
-        json_string("sw_version"), json_string(version))
     return "%s/update/%s/firmware/config" % (prefix, object_id), _object((
         ("name", json_string("Firmware")),
         ("unique_id", json_string(object_id + "_firmware")),
@@ -43,7 +38,7 @@ def discovery(base, prefix, node, version, status):
         ("command_topic", json_string(command_topic(base, node))),
         ("payload_install", json_string(INSTALL)),
         ("availability_topic", json_string(status)),
-        ("device", device)))
+        ("device", "{%s: [%s]}" % (json_string("identifiers"), json_string(device)))))
 
 
 def state(base, node, installed, latest=None, in_progress=False):
@@ -61,7 +56,9 @@ def messages(app):
     p = app.publisher
     stats = app.stats
     busy = (stats.get("ota_status") or "").startswith(("checking", "downloading"))
-    return [discovery(p.base, p.prefix, app.node, stats["version"], p.availability[0]),
+    if p.device == app.node:
+        return []   # no meter known yet, so no HA device to join: announced after its reading
+    return [discovery(p.base, p.prefix, app.node, app.node + "_" + p.device, p.availability[0]),
             state(p.base, app.node, stats["version"], stats.get("ota_latest"), busy)]
 
 
@@ -93,7 +90,10 @@ async def publish_state(app):
     p = app.publisher
     if p is None or not p.connected or not app.cfg["publish"]["ha_discovery"]:
         return
-    topic, payload = messages(app)[1]
+    found = messages(app)
+    if not found:
+        return
+    topic, payload = found[1]
     try:
         await p.client.publish(topic, payload, retain=True, qos=0)
     except Exception:
