@@ -33,7 +33,7 @@ SCENARIOS = (
                           "StreamDecoder(framings=('p1',))"),
     ("decoder, DLMS+GCM", "from meterkit.stream import StreamDecoder\n"
                           "StreamDecoder(bytes(16), framings=('hdlc', 'mbus')).apdu"),
-    ("whole app", "import dongle.app, dongle.config, dongle.board, dongle.mqtt, dongle.status_http\n"
+    ("whole app", "import dongle.app, dongle.config, dongle.board, dongle.mqtt, dongle.web.http, dongle.web.api\n"
                   "from meterkit.stream import StreamDecoder\n"
                   "StreamDecoder(bytes(16)).apdu"),
 )
