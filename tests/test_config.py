@@ -116,7 +116,7 @@ def test_missing_fields_take_their_defaults():
     cfg, errors = config.validate({"mqtt": {"host": "broker.local"}})
     assert errors == []
     assert cfg["mqtt"] == {"host": "broker.local", "port": 1883, "user": "", "password": "",
-                           "tls": False, "ca_cert": "", "base_topic": "meterkit",
+                           "tls": False, "ca_cert": "", "base_topic": "smartmeter",
                            "discovery_prefix": "homeassistant", "client_id": ""}
     assert cfg["meter"]["profile"] == "auto" and cfg["ap"]["timeout"] == 600
 

@@ -37,7 +37,7 @@ def expected_reading(expected):
     return reading
 
 
-def state_docs(sub, base="meterkit"):
+def state_docs(sub, base="smartmeter"):
     return [number(p) for t, p, _ in sub.messages if t.startswith(base + "/") and t.endswith("/state")]
 
 
@@ -63,7 +63,7 @@ def test_simulated_meter_to_mosquitto(tmp_path, profile):
     last = line.expected[-1]
     for name, value in harmonize(expected_reading(last)):
         quantity = QUANTITY[name]
-        payload = number(sub.on("meterkit/%s/%s/%s" % (device, quantity, name))[-1])
+        payload = number(sub.on("smartmeter/%s/%s/%s" % (device, quantity, name))[-1])
         assert payload["value"] == Decimal(str(value)), name
         assert payload["timestamp"] == epoch_seconds(last["timestamp"])
     # Home Assistant discovery, retained, one device per meter, energy in the energy dashboard
@@ -74,11 +74,11 @@ def test_simulated_meter_to_mosquitto(tmp_path, profile):
     assert len(set(json.dumps(c["device"]["identifiers"]) for _, c in configs)) == 1
     assert meter is not None
     # datacollector per-value topics and the diagnostics document
-    assert number(sub.on("meterkit/%s/ACTIVE_POWER_P" % device)[-1])["obis"] == "1-0:1.7.0"
+    assert number(sub.on("smartmeter/%s/ACTIVE_POWER_P" % device)[-1])["obis"] == "1-0:1.7.0"
     diag = number(sub.on(diagnostics_topic(sub))[-1])
     assert diag["frames_ok"] == 8 and diag["frames_errors"] == 0
     assert diag["version"] and diag["heap_free"] > 0 and diag["dropped"] == 0
-    assert sub.on("meterkit/%s/status" % device)[-1] == b"offline"   # clean stop at the end
+    assert sub.on("smartmeter/%s/status" % device)[-1] == b"offline"   # clean stop at the end
 
 
 def topic_id(sub):
@@ -87,7 +87,7 @@ def topic_id(sub):
 
 def diagnostics_topic(sub):
     found = [t for t in sub.topics() if t.endswith("/state")]
-    return "meterkit/%s/diagnostics" % found[0].split("/")[1] if found else "-"
+    return "smartmeter/%s/diagnostics" % found[0].split("/")[1] if found else "-"
 
 
 def test_broker_outage_loses_nothing(tmp_path):
@@ -97,7 +97,7 @@ def test_broker_outage_loses_nothing(tmp_path):
     line = MeterLine(Meter("dsmr5", seed=5), count=count, interval=0.05)
     broker = Broker(tmp_path, extra_conf=PERSISTENT % tmp_path).start()
     try:
-        with Subscriber(broker.port, persistent=True, topic="meterkit/+/state") as sub:
+        with Subscriber(broker.port, persistent=True, topic="smartmeter/+/state") as sub:
             fw = Firmware(tmp_path, config("dsmr5"), broker.port, line.port).start()
             assert sub.wait_until(lambda: len(sub.messages) >= 10, 30)
             broker.stop()

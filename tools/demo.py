@@ -1,7 +1,7 @@
 """`make demo`: the dongle firmware on the MicroPython unix port, fed by a simulated DSMR5 meter
 over TCP, publishing to a real mosquitto; prints live readings and where the web page is.
 Stops by itself after ~20 s (or on Ctrl-C). Run a subscriber alongside to watch MQTT:
-    mosquitto_sub -p PORT -t 'meterkit/#' -v
+    mosquitto_sub -p PORT -t 'smartmeter/#' -v
 """
 import json
 import pathlib
@@ -61,7 +61,7 @@ def main():
             "mqtt": {"host": "127.0.0.1", "port": broker.port}, "http": {"port": web},
             "admin": {"password": "demo-password"},
             "publish": {"diagnostics_interval": 10}}))
-        print("mosquitto on 127.0.0.1:%d   (watch: mosquitto_sub -p %d -t 'meterkit/#' -v)"
+        print("mosquitto on 127.0.0.1:%d   (watch: mosquitto_sub -p %d -t 'smartmeter/#' -v)"
               % (broker.port, broker.port))
         print("firmware data folder: %s" % dongle)
         proc = subprocess.Popen([str(micropython), str(ROOT / "firmware" / "main.py"), str(dongle),

@@ -140,7 +140,7 @@ SCHEMA = (
         ("password", "", text(128)),
         ("tls", False, boolean),
         ("ca_cert", "", pem_certificate),
-        ("base_topic", "meterkit", topic),
+        ("base_topic", "smartmeter", topic),   # the harmonized profile's root: smartmeter/<id>/power/power_in
         ("discovery_prefix", "homeassistant", topic),
         ("client_id", "", made_of(NAME_CHARS, "letters, digits, - and _", 23)),  # empty: chip id
     )),
