@@ -4,12 +4,16 @@ Each fast path is checked against the slow path it short-cuts, on CPython and on
 """
 import random
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import run_micropython, vector_bytes
-from meterkit import dsmr
+from meterkit import dsmr, obis
+from meterkit.dlms import axdr, cosem
+from meterkit.errors import FormatError
 from meterkit.exact import Exact
 from meterkit.link.p1 import encode_telegram
+from meterkit.stream import StreamDecoder, event_json
 
 V5_LINES = [
     "1-3:0.2.8(50)", "0-0:1.0.0(170102192002W)", "0-0:96.1.1(4B384547303034303436333935353037)",
@@ -120,3 +124,70 @@ print(repr(out[1::2]))
         except Exception as error:   # DecodeError
             cpython.append(error.args[0])
     assert lines[1] == repr(cpython)
+
+
+# ---- DLMS: A-XDR items that repeat, cached OBIS and octet texts --------------------------------
+
+VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.binary(max_size=8),
+              st.sampled_from(["LGZ1030655933512", "été", ""])),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple)),
+    max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(VALUES, min_size=1, max_size=5), min_size=1, max_size=6),
+       st.randoms(use_true_random=False))
+def test_repeated_axdr_items_decode_like_fresh_ones(bodies, rnd):
+    """A body whose items repeat, change, or shift decodes with the memo as without it."""
+    repeats = []
+    for items in bodies + bodies[::-1]:
+        rnd.shuffle(items)
+        for raw in (axdr.encode(tuple(items)), axdr.encode(list(items))):
+            assert axdr.decode(raw, 0, repeats) == axdr.decode(raw)
+            corrupt = bytearray(raw)
+            corrupt[rnd.randrange(len(raw))] = rnd.randrange(256)
+            assert outcome_of(axdr.decode, bytes(corrupt), repeats) == outcome_of(axdr.decode, bytes(corrupt))
+
+
+def outcome_of(decode, raw, *memo):
+    try:
+        return decode(raw, 0, *memo)
+    except FormatError as error:
+        return error.message
+
+
+def test_a_push_decodes_alike_every_time(vectors):
+    e450 = next(v for v in vectors if v["id"].endswith("lg_e450_unencrypted_valid"))
+    decoder = StreamDecoder()
+    first = [event_json(e) for e in decoder.feed(vector_bytes(e450))]
+    obis._TEXTS.clear()
+    cosem._TEXTS.clear()
+    again = [event_json(e) for e in StreamDecoder().feed(vector_bytes(e450))]
+    for _ in range(3):   # now the capture list, codes and ids come from the caches
+        assert [event_json(e) for e in decoder.feed(vector_bytes(e450))] == first == again
+    assert '"meter_id": "LGZ1030655933512"' in first[0]
+
+
+def test_compact_array_of_empty_elements_is_rejected_not_endless():
+    for description in (b"\x00", b"\x02\x00"):   # null-data; a structure of nothing
+        with pytest.raises(FormatError, match="empty elements"):
+            axdr.decode(b"\x13" + description + b"\x03\x01\x02\x03")
+
+
+def test_obis_text_is_the_same_for_every_container_type():
+    for code in (b"\x01\x00\x01\x08\x00\xff", b"\x00\x08\x19\x09\x00\x01"):
+        texts = {obis.obis_text(code), obis.obis_text(bytearray(code)), obis.obis_text(tuple(code)),
+                 obis.obis_text(code)}
+        assert len(texts) == 1
+    assert obis.obis_text(b"\x00\x08\x19\x09\x00\x01") == "0-8:25.9.0.1"
+    for i in range(obis.MAX_TEXTS * 2):
+        obis.obis_text(bytes((1, 0, i % 200, 8, i // 200, 255)))
+    assert len(obis._TEXTS) <= obis.MAX_TEXTS
+
+
+def test_octet_texts_stay_right_when_cached():
+    for raw in (b"LGZ1030655933512", b"\x07\xe5abc", b"", b"ab\x7f", b"1935912"):
+        cold = cosem._ascii(raw)
+        assert cosem._plain_text(raw) == cold == cosem._plain_text(raw)
+        assert cosem._plain_text(bytearray(raw)) == cold

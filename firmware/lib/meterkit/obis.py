@@ -4,8 +4,24 @@ Printed as `A-B:C.D.E`, with `.F` only when F is not 255 (the decode contract's 
 """
 
 
+_TEXTS = {}   # 6 bytes -> text: a meter sends the same few dozen codes in every frame
+MAX_TEXTS = 128
+
+
 def obis_text(code):
     """6 bytes (DLMS logical name) or a 5/6-tuple -> 'A-B:C.D.E[.F]'."""
+    if type(code) is not bytes:   # bytearrays can't be keys; tuples are rare
+        return _format(code)
+    text = _TEXTS.get(code)
+    if text is None:
+        text = _format(code)
+        if len(_TEXTS) >= MAX_TEXTS:   # bounded: noise can't grow it
+            _TEXTS.clear()
+        _TEXTS[code] = text
+    return text
+
+
+def _format(code):
     a, b, c, d, e = code[0], code[1], code[2], code[3], code[4]
     text = "%d-%d:%d.%d.%d" % (a, b, c, d, e)
     if len(code) > 5 and code[5] != 255:

@@ -23,6 +23,7 @@ class ApduDecoder:
         self._blocks = None               # bytearray of data received so far
         self._next_block = 1
         self._dropped = 0                 # blocks of an unfinished transfer a new one replaced
+        self._repeats = []                # what axdr.decode remembers of the last push body
 
     def decode(self, apdu):
         """One APDU (optionally behind an LLC header) -> Reading, or None (GBT incomplete)."""
@@ -121,7 +122,7 @@ class ApduDecoder:
             raise FormatError("data-notification truncated (%d bytes)" % len(apdu))
         invoke_id = int.from_bytes(bytes(apdu[1:5]), "big")
         when, pos = _notification_time(apdu, 5)
-        body, end = axdr.decode(apdu, pos)
+        body, end = axdr.decode(apdu, pos, self._repeats)
         reading = cosem.notification_reading(body, when, self.push_lists)
         reading.invoke_id = invoke_id     # long-invoke-id-and-priority, all 32 bits
         if end != len(apdu):

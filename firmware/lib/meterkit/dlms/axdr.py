@@ -21,6 +21,7 @@ UTF8_STRING, BCD, INTEGER, LONG, UNSIGNED, LONG_UNSIGNED = 12, 13, 15, 16, 17, 1
 COMPACT_ARRAY, LONG64, LONG64_UNSIGNED, ENUM, FLOAT32, FLOAT64 = 19, 20, 21, 22, 23, 24
 DATE_TIME, DATE, TIME = 25, 26, 27
 
+_CONTAINERS = (ARRAY, STRUCTURE, COMPACT_ARRAY)
 MAX_DEPTH = 12   # meters nest 3-4 levels; deeper is garbage (and would exhaust a small stack)
 
 # tag -> (size in bytes, signed)
@@ -59,22 +60,47 @@ class Typed:
 
 # ---- decoding -------------------------------------------------------------------------------
 
-def decode(buf, pos=0):
-    """One Data item at buf[pos:] -> (value, next_pos). FormatError on anything malformed."""
+def decode(buf, pos=0, repeats=None):
+    """One Data item at buf[pos:] -> (value, next_pos). FormatError on anything malformed.
+
+    repeats: a list the caller keeps between calls (one per meter). The top-level structure's
+    container items that repeat the last call's byte for byte (a push's capture-object list)
+    are then decoded once and shared between results, so callers must not modify them.
+    """
     try:
+        if repeats is not None and pos < len(buf) and buf[pos] in (ARRAY, STRUCTURE):
+            return _decode_repeating(buf, pos, repeats)
         return _decode(buf, pos, 0)
     except (IndexError, ValueError, TypeError) as e:
         raise FormatError("A-XDR: malformed data at offset %d (%s)" % (pos, e))
+
+
+def _decode_repeating(buf, pos, repeats):
+    """_decode of a top-level array/structure, reusing items remembered in `repeats`."""
+    count, p = decode_length(buf, pos + 1)
+    _need(buf, p, count, pos)
+    items, seen = [], []
+    for i in range(count):
+        known = repeats[i] if i < len(repeats) else None
+        if known is not None and buf[p:p + len(known[0])] == known[0]:
+            item, end = known[1], p + len(known[0])   # the same bytes say the same
+        else:
+            item, end = _decode(buf, p, 1)
+            known = (bytes(buf[p:end]), item) if buf[p] in _CONTAINERS else None
+        seen.append(known)
+        items.append(item)
+        p = end
+    repeats[:] = seen
+    return (items if buf[pos] == ARRAY else tuple(items)), p
 
 
 def _decode(buf, pos, depth):
     if pos >= len(buf):
         raise FormatError("A-XDR: data truncated at offset %d" % pos)
     tag = buf[pos]
-    if tag == COMPACT_ARRAY:
-        _check_depth(depth, pos)
-        desc, p = _type_description(buf, pos + 1, depth + 1)
-        return _compact_array(buf, p, desc, depth + 1)
+    read = _READERS[tag]
+    if read is not None:                 # one table look-up per simple value
+        return read(buf, pos + 1, pos)
     if tag == ARRAY or tag == STRUCTURE:
         _check_depth(depth, pos)
         count, p = decode_length(buf, pos + 1)
@@ -84,48 +110,107 @@ def _decode(buf, pos, depth):
             item, p = _decode(buf, p, depth + 1)
             items.append(item)
         return (items if tag == ARRAY else tuple(items)), p
+    if tag == COMPACT_ARRAY:
+        _check_depth(depth, pos)
+        desc, p = _type_description(buf, pos + 1, depth + 1)
+        return _compact_array(buf, p, desc, depth + 1)
     return _simple(tag, buf, pos + 1, pos)
 
 
 def _simple(tag, buf, p, at):
     """The body of a non-container type starting at p (its tag was at `at`)."""
-    if tag in _INTEGERS:
-        size, signed = _INTEGERS[tag]
-        return _int(buf, p, size, signed, at), p + size
-    if tag == OCTET_STRING or tag == VISIBLE_STRING or tag == UTF8_STRING:
-        n, p = decode_length(buf, p)
-        _need(buf, p, n, at)
-        raw = bytes(buf[p:p + n])
-        if tag == OCTET_STRING:
-            return raw, p + n
-        return _text(raw, tag, at), p + n
-    if tag == NULL:
-        return None, p
-    if tag == BOOLEAN:
-        _need(buf, p, 1, at)
-        return buf[p] != 0, p + 1
-    if tag in _FIXED_OCTETS:
-        n = _FIXED_OCTETS[tag]
+    read = _READERS[tag]
+    if read is None:
+        raise FormatError("A-XDR: unknown type tag 0x%02X at offset %d" % (tag, at))
+    return read(buf, p, at)
+
+
+# Readers of the simple types: (buf, body position, tag position) -> (value, next position)
+
+def _integer(size, signed):
+    bits = size * 8
+
+    def read(buf, p, at):
+        end = p + size
+        if end > len(buf):
+            _need(buf, p, size, at)
+        value = buf[p] if size == 1 else int.from_bytes(buf[p:end], "big")
+        if signed and value >> (bits - 1):
+            value -= 1 << bits
+        return value, end
+    return read
+
+
+def _octets(buf, p, at):
+    n, p = decode_length(buf, p)
+    _need(buf, p, n, at)
+    return bytes(buf[p:p + n]), p + n
+
+
+def _string(tag):
+    def read(buf, p, at):
+        raw, p = _octets(buf, p, at)
+        return _text(raw, tag, at), p
+    return read
+
+
+def _null(buf, p, at):
+    return None, p
+
+
+def _boolean(buf, p, at):
+    _need(buf, p, 1, at)
+    return buf[p] != 0, p + 1
+
+
+def _fixed_octets(n):
+    def read(buf, p, at):
         _need(buf, p, n, at)
         return bytes(buf[p:p + n]), p + n
-    if tag == BIT_STRING:
-        bits, p = decode_length(buf, p)
-        n = (bits + 7) // 8
-        _need(buf, p, n, at)
-        return BitString(bits, buf[p:p + n]), p + n
-    if tag == BCD:
-        _need(buf, p, 1, at)
-        b = buf[p]
-        return (b >> 4) * 10 + (b & 15), p + 1
-    if tag in _FLOATS:
-        size, ebits, fbits = _FLOATS[tag]
+    return read
+
+
+def _bit_string(buf, p, at):
+    bits, p = decode_length(buf, p)
+    n = (bits + 7) // 8
+    _need(buf, p, n, at)
+    return BitString(bits, buf[p:p + n]), p + n
+
+
+def _bcd(buf, p, at):
+    _need(buf, p, 1, at)
+    b = buf[p]
+    return (b >> 4) * 10 + (b & 15), p + 1
+
+
+def _ieee(size, ebits, fbits):
+    def read(buf, p, at):
         return _float(_int(buf, p, size, False, at), ebits, fbits), p + size
-    raise FormatError("A-XDR: unknown type tag 0x%02X at offset %d" % (tag, at))
+    return read
+
+
+def _readers():
+    table = [None] * 256
+    for tag in _INTEGERS:
+        table[tag] = _integer(*_INTEGERS[tag])
+    for tag in _FIXED_OCTETS:
+        table[tag] = _fixed_octets(_FIXED_OCTETS[tag])
+    for tag in _FLOATS:
+        table[tag] = _ieee(*_FLOATS[tag])
+    table[OCTET_STRING] = _octets
+    table[VISIBLE_STRING] = _string(VISIBLE_STRING)
+    table[UTF8_STRING] = _string(UTF8_STRING)
+    table[NULL], table[BOOLEAN], table[BIT_STRING], table[BCD] = _null, _boolean, _bit_string, _bcd
+    return table
+
+
+_READERS = _readers()   # tag -> reader; None for containers and unknown tags
 
 
 def decode_length(buf, pos):
     """A-XDR length: one byte < 0x80, or 0x8N followed by N big-endian bytes."""
-    _need(buf, pos, 1, pos)
+    if pos >= len(buf):
+        _need(buf, pos, 1, pos)
     first = buf[pos]
     if first < 0x80:
         return first, pos + 1
@@ -216,8 +301,11 @@ def _compact_array(buf, pos, desc, depth):
     end = p + size
     items = []
     while p < end:
-        item, p = _untagged(buf, p, desc, depth)
+        item, after = _untagged(buf, p, desc, depth)
+        if after == p:   # elements of no bytes (null-data, empty structure) would never end
+            raise FormatError("A-XDR: compact-array of empty elements at offset %d" % pos)
         items.append(item)
+        p = after
     if p != end:
         raise FormatError("A-XDR: compact-array contents overrun at offset %d" % pos)
     return items, end

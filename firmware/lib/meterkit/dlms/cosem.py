@@ -175,10 +175,29 @@ def octets_text(raw):
 
 
 def _plain_text(value):
+    """Printable ASCII octets -> str; None for anything else."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (bytes, bytearray)) and value and all(0x20 <= b < 0x7F for b in value):
-        return "".join(chr(b) for b in value)
+    if type(value) is bytes:   # ids and names repeat in every push: read each once
+        text = _TEXTS.get(value, _TEXTS)
+        if text is _TEXTS:
+            text = _ascii(value)
+            if len(_TEXTS) >= MAX_TEXTS:   # bounded: changing octets can't grow it
+                _TEXTS.clear()
+            _TEXTS[value] = text
+        return text
+    if isinstance(value, bytearray):
+        return _ascii(value)
+    return None
+
+
+_TEXTS = {}   # octet string -> its text, or None when it is not printable ASCII
+MAX_TEXTS = 64
+
+
+def _ascii(raw):
+    if raw and all(0x20 <= b < 0x7F for b in raw):
+        return "".join(chr(b) for b in raw)
     return None
 
 
