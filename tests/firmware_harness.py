@@ -24,28 +24,7 @@ from conftest import CORE, ROOT, micropython_binary
 sys.path.insert(0, str(CORE))
 sys.path.insert(0, str(ROOT / "host"))
 from meterkit_host.simulate import Meter  # noqa: E402,F401
-
-FRAME_STARTS = (0x2F, 0x7E, 0x68, 0xDB)
-
-
-def noise(rng):
-    """1..16 bytes of line noise that never look like a frame start."""
-    return bytes(rng.choice([b for b in range(256) if b not in FRAME_STARTS])
-                 for _ in range(rng.randrange(1, 17)))
-
-
-def corrupt(push):
-    """The push with one byte changed inside its last frame's body, framing intact: a P1 digit
-    becomes another digit (the CRC catches it), a binary frame's byte before its checksum tail
-    flips a bit (HDLC information, M-Bus data or the GCM tag)."""
-    data = bytearray(push)
-    if data[:1] == b"/":
-        digits = [i for i in range(data.find(b"\n"), data.find(b"!")) if 0x30 <= data[i] <= 0x39]
-        i = digits[len(digits) // 2]
-        data[i] = 0x30 + (data[i] - 0x30 + 1) % 10
-    else:
-        data[len(data) - 4] ^= 0x01
-    return bytes(data)
+from meterkit_host.simulate_line import garble  # noqa: E402  (the simulator's own dirty line)
 
 FIRMWARE_PROFILE = {"dsmr5": "dsmr5", "dsmr22": "dsmr22", "smarty": "smarty",
                     "e450": "hdlc_dlms", "evn": "mbus_dlms"}
@@ -70,11 +49,9 @@ class MeterLine:
         client, _ = self.server.accept()
         with client:
             for _ in range(self.count):
-                data, expected = self.meter.next()
-                if self.rng.random() < self.garbage:
-                    data = noise(self.rng) + data
-                if self.rng.random() < self.garbage:
-                    data = corrupt(data)
+                frames, expected = self.meter.next_frames()
+                data, corrupted = garble(frames, self.garbage, self.rng)
+                if corrupted:
                     self.corrupted += 1
                 else:
                     self.expected.append(expected)

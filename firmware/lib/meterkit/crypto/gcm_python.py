@@ -5,6 +5,8 @@ GF(2^128) elements as Python integers. The AES block function is cryptolib's ECB
 elsewhere it is the small AES-128 encryptor below (FIPS-197), so that on CPython this backend
 shares no code with the `cryptography` one it is compared against.
 """
+from .gcm import same_tag
+
 try:
     from cryptolib import aes as _cryptolib_aes
 except ImportError:
@@ -137,14 +139,6 @@ def _full_tag(encrypt_block, iv, aad, ciphertext):
     h = _int(encrypt_block(bytes(16)))
     s = _ghash(h, aad, ciphertext)
     return (s ^ _int(encrypt_block(_counter_block(iv, 1)))).to_bytes(16, "big")
-
-
-def same_tag(full_tag, tag):
-    """Compare `tag` with the start of `full_tag`, touching every byte whatever differs."""
-    diff = 0
-    for i in range(len(tag)):
-        diff |= full_tag[i] ^ tag[i]
-    return diff == 0
 
 
 def decrypt(key, iv, ciphertext, aad=b"", tag=None):

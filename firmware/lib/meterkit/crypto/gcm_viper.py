@@ -10,6 +10,8 @@ read through ptr32; their in-memory byte order never matters.
 import micropython
 from cryptolib import aes
 
+from .gcm import same_tag
+
 _CHUNK = 512  # keystream bytes per ECB call: large enough to amortize the call, small for the heap
 _last_key = [None, None, None]  # key, ECB object, H as words: frames of one meter share a key
 
@@ -186,19 +188,12 @@ def _full_tag(ecb, h, iv, aad, ciphertext):
     return tag
 
 
-def _same_tag(full_tag, tag):
-    diff = 0
-    for i in range(len(tag)):
-        diff |= full_tag[i] ^ tag[i]
-    return diff == 0
-
-
 def decrypt(key, iv, ciphertext, aad=b"", tag=None):
     ecb, h = _prepare(key)
     plaintext = _ctr(ecb, iv, ciphertext)
     if tag is None:
         return plaintext, None
-    return plaintext, _same_tag(_full_tag(ecb, h, iv, aad, ciphertext), tag)
+    return plaintext, same_tag(_full_tag(ecb, h, iv, aad, ciphertext), tag)
 
 
 def encrypt(key, iv, plaintext, aad=b"", tag_len=12):
