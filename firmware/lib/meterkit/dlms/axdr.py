@@ -63,9 +63,10 @@ class Typed:
 def decode(buf, pos=0, repeats=None):
     """One Data item at buf[pos:] -> (value, next_pos). FormatError on anything malformed.
 
-    repeats: a list the caller keeps between calls (one per meter). The top-level structure's
-    container items that repeat the last call's byte for byte (a push's capture-object list)
-    are then decoded once and shared between results, so callers must not modify them.
+    repeats: a list the caller keeps between calls (one per meter). When the top-level
+    structure's first item is a container that repeats the last call's byte for byte (the
+    capture-object list L+G and Iskra pushes lead with), it is decoded once and shared between
+    results, so callers must not modify it.
     """
     try:
         if repeats is not None and pos < len(buf) and buf[pos] in (ARRAY, STRUCTURE):
@@ -76,22 +77,24 @@ def decode(buf, pos=0, repeats=None):
 
 
 def _decode_repeating(buf, pos, repeats):
-    """_decode of a top-level array/structure, reusing items remembered in `repeats`."""
+    """_decode of a top-level array/structure, its first item looked up in `repeats`."""
     count, p = decode_length(buf, pos + 1)
     _need(buf, p, count, pos)
-    items, seen = [], []
-    for i in range(count):
-        known = repeats[i] if i < len(repeats) else None
-        if known is not None and buf[p:p + len(known[0])] == known[0]:
-            item, end = known[1], p + len(known[0])   # the same bytes say the same
-        else:
-            item, end = _decode(buf, p, 1)
-            known = (bytes(buf[p:end]), item) if buf[p] in _CONTAINERS else None
-        seen.append(known)
+    items = []
+    for _ in range(count):
+        item, p = _decode(buf, p, 1) if items else _leading(buf, p, repeats)
         items.append(item)
-        p = end
-    repeats[:] = seen
     return (items if buf[pos] == ARRAY else tuple(items)), p
+
+
+def _leading(buf, p, repeats):
+    """The body's first item. A container that repeats the last body's first item byte for byte
+    (a push's capture-object list) is not decoded again: the same bytes say the same."""
+    if repeats and buf[p:p + len(repeats[0])] == repeats[0]:
+        return repeats[1], p + len(repeats[0])
+    item, end = _decode(buf, p, 1)
+    repeats[:] = (bytes(buf[p:end]), item) if buf[p] in _CONTAINERS else ()
+    return item, end
 
 
 def _decode(buf, pos, depth):
