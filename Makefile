@@ -23,7 +23,6 @@ bench: $(STAMP)
 
 build: $(STAMP)
 	$(PY) tools/build_mpy.py --arch xtensawin --out build/xtensawin
-	$(PY) tools/build_www.py --out build/www
 
 # Needs ESP-IDF and a MicroPython checkout (see the README); stdlib only, so no venv: ESP-IDF's
 # export.sh brings its own Python.

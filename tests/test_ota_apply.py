@@ -1,8 +1,10 @@
 """OTA on the MicroPython unix port: a release from `meterkit release`, served by `meterkit ota
 serve`, pushed through the dongle's web API, applied, booted on trial and confirmed; and every
 way a release must be refused, with nothing on the device changed."""
+import gzip
 import json
 import shutil
+import urllib.request
 
 import pytest
 
@@ -33,6 +35,8 @@ def test_release_is_applied_and_the_new_version_runs(world, tmp_path):
             dev.wait_for("ota: 0.2.0 is healthy")
             status, doc = dev.request("GET", "/api/status", auth=False)
             assert doc["version"] == "0.2.0" and doc["ota"]["mode"] == "trial"
+            page = urllib.request.urlopen("http://127.0.0.1:%d/live" % dev.port, timeout=30)
+            assert page.status == 200 and b"<" in gzip.decompress(page.read())   # pages came along
         finally:
             dev.stop()
     state = dev.state()

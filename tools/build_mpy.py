@@ -5,12 +5,17 @@
 
 main.py and boot.py stay source (MicroPython runs those two files by name); everything under
 firmware/lib becomes .mpy, which costs the device far less heap than compiling .py on the device.
+The web pages go along gzipped into www/ (tools/build_www.py): they are part of the app, so
+deploy and OTA releases carry them and an update can change them.
 """
 import argparse
 import pathlib
 import shutil
 import subprocess
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import build_www  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
@@ -57,7 +62,7 @@ def build(arch, out, progress=None):
         total += target.stat().st_size
         if progress:
             progress(done, len(files))
-    return total
+    return total + sum(packed for _, _, packed in build_www.build(FIRMWARE / "www", out / "www"))
 
 
 def main():

@@ -8,7 +8,8 @@ import machine
 import network
 
 NAME = "esp32"
-WEB_ROOT = "/www"
+# the pages ship in the app tree, www/ beside lib/: /apps/<version>/www; /www for /lib or frozen code
+WEB_ROOT = "/".join(__file__.split("/")[:-4]) + "/www"
 DNS_PORT = 53
 
 
