@@ -292,9 +292,21 @@ function initSettings() {
     say("restore-msg", r.ok, r.ok ? "Restored: the dongle restarts with it." : Object.keys(errors)
       .map((name) => name + ": " + errors[name]).join("; ") || r.data.error || "HTTP " + r.status);
   });
+  update();
   device("reboot", "Reboot the dongle now?", "Rebooting: this page works again in a minute.");
   device("factory-reset", "Erase every setting and restart in setup mode?",
     "Erased. Join the dongle's own Wi-Fi network to set it up again.");
+}
+
+async function update() {   // install a signed release through POST /api/ota/push
+  const status = await api("/api/status");
+  if (status.ok) $("running-version").textContent = status.data.version;
+  $("update").addEventListener("click", async () => {
+    say("update-msg", null, "Fetching and checking the release…");
+    const r = await api("/api/ota/push", {url: $("update-url").value.trim(), force: false});
+    say("update-msg", r.ok, r.ok ? "Version " + r.data.version + " installed: the dongle restarts"
+      + " on it and keeps it once it runs healthy." : r.data.error || "HTTP " + r.status);
+  });
 }
 
 function device(action, question, done) {
