@@ -151,8 +151,8 @@ def check_page(browser, name):
 def test_build_gzips_every_page_reproducibly(tmp_path):
     sizes = build_www.build(WWW, tmp_path / "a")
     names = sorted(name for name, _, _ in sizes)
-    assert names == ["app.js", "live.html", "settings.html", "setup.html", "status.html",
-                     "style.css"]
+    assert names == ["app.js", "config.js", "live.html", "settings.html", "setup.html",
+                     "status.html", "style.css"]
     for name, raw, packed in sizes:
         data = gzip.decompress((tmp_path / "a" / (name + ".gz")).read_bytes())
         assert data == (WWW / name).read_bytes() and len(data) == raw and packed < raw
