@@ -292,3 +292,17 @@ def test_micropython_encodes_and_rejects_the_same():
     with pytest.raises(CrcError) as error:
         dsmr.decode_telegram(frame.replace(b"123456", b"123457"))
     assert run_micropython(code) == "%r\n%s\n" % (frame, error.value.message)
+
+
+def test_warnings_for_malformed_lines_are_the_same_on_both_runtimes():
+    """The decode contract prints identical lines on CPython and MicroPython, warnings included:
+    no built-in's own error text (the runtimes word those differently) may reach a warning."""
+    bad_lines = ["1-0:1.x.0(000001.000*kWh)", "1-0:1.8.1*abc(000001.000*kWh)", "1-0:1.8.1(0001.0",
+                 "1-0:1.8.1(12)x", "0-0:1.0.0(991399999999W)", "1-0:999.8.1(000001.000*kWh)",
+                 "(continuation)", "1-0:1.8.2(1.2.3*kWh)", "0-0:1.0.0(1)(2)", "1-0:1.8.1(\u00e9*kWh)"]
+    telegram = p1.encode_telegram("ISK5\\2M550T-1012", ["1-0:1.8.0(000001.000*kWh)"] + bad_lines)
+    cpython = dsmr.decode_telegram(telegram).to_json()
+    assert cpython.count("skipped") == len(bad_lines) - 1   # the continuation joins its line
+    micropython = run_micropython("from meterkit import dsmr\nprint(dsmr.decode_telegram(%r).to_json())"
+                                  % telegram)
+    assert micropython.strip() == cpython

@@ -165,9 +165,9 @@ def _obis_code(text):
     base, star, group_f = text.strip().partition("*")
     code = obis_bytes(base)
     if star:
-        f = int(group_f)
+        f = int(group_f) if group_f.isdigit() else -1
         if not 0 <= f <= 255:
-            raise ValueError("bad OBIS code: %r" % text)
+            raise ValueError("bad OBIS code: '%s'" % text)
         code = code[:5] + bytes((f,))
     return code
 
@@ -229,11 +229,11 @@ def _is_timestamp(text):
 def iso_timestamp(text):
     """'161113205757W' -> '2016-11-13T20:57:57+01:00'; without W/S -> naive local time."""
     if not _is_timestamp(text):
-        raise ValueError("not a DSMR timestamp: %r" % text)
+        raise ValueError("not a DSMR timestamp: '%s'" % text)
     yy, mo, d, h, mi, s = [int(text[i:i + 2]) for i in range(0, 12, 2)]
     year = 2000 + yy if yy < 70 else 1900 + yy   # M-Bus "no time yet" is 700101010000W (epoch 0)
     if not valid_date(year, mo, d, h, mi, s):
-        raise ValueError("impossible date: %r" % text)
+        raise ValueError("impossible date: '%s'" % text)
     return iso_datetime(year, mo, d, h, mi, s, _OFFSETS.get(text[12:]))
 
 
@@ -255,7 +255,10 @@ def _meter_id(reading):
 
 
 def _message(error):
-    return error.args[0] if error.args else type(error).__name__
+    """Our own ValueError texts; never a built-in's (CPython and MicroPython word those apart)."""
+    if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str):
+        return error.args[0]
+    return "malformed line"
 
 
 def encode_reading(header, values, timestamp=None):

@@ -26,7 +26,7 @@ class Exact:
         whole, dot, frac = text.partition(".")
         digits = whole + frac
         if not digits or not digits.isdigit() or (dot and not frac and not whole):
-            raise ValueError("not a decimal number: %r" % text)
+            raise ValueError("not a decimal number: '%s'" % text)
         return Exact(sign * int(digits), -len(frac))
 
     def scaled(self, power):

@@ -33,11 +33,14 @@ def obis_bytes(text):
     """'1-0:1.8.0' -> b'\\x01\\x00\\x01\\x08\\x00\\xff' (for encoders and push-list tables)."""
     ab, _, cdef = text.partition(":")
     a, _, b = ab.partition("-")
-    parts = [int(a), int(b)] + [int(x) for x in cdef.split(".")]
+    fields = [a, b] + cdef.split(".")
+    if not all(f.isdigit() for f in fields):   # (int()'s own message differs between runtimes)
+        raise ValueError("bad OBIS code: '%s'" % text)
+    parts = [int(f) for f in fields]
     if len(parts) == 5:
         parts.append(255)
     if len(parts) != 6 or not all(0 <= p <= 255 for p in parts):
-        raise ValueError("bad OBIS code: %r" % text)
+        raise ValueError("bad OBIS code: '%s'" % text)
     return bytes(parts)
 
 

@@ -41,7 +41,7 @@ def notification_reading(body, header_time=None, model=None):
         layout = pushlists.positional_layout(version, len(items))
         if layout is None:
             raise FormatError("push list without OBIS codes and no known layout (%d values, "
-                              "list version %r)" % (len(items), version))
+                              "list version '%s')" % (len(items), version))
         entries = [(code, value, None) for code, value in zip(layout, items)]
         loose = []
     if model is None:
