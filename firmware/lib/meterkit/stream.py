@@ -110,9 +110,8 @@ class StreamDecoder:
                 pos += 1
                 continue
             frame = bytes(buf[pos:pos + n])
-            if pos and not bytes(buf[:pos]).startswith(_BARE_APDU):
-                self.skipped += pos
-            buf = self.buf = buf[pos + n:]   # (MicroPython bytearrays can't delete slices)
+            self.skipped += pos
+            buf[:pos + n] = b""   # in place: no new buffer per frame, so no heap fragmentation
             pos = 0
             self._decode(framer[1], frame, None, events)
         self.scan_from = pos
@@ -120,7 +119,7 @@ class StreamDecoder:
     def _bound(self):
         excess = len(self.buf) - self.max_buffer
         if excess > 0:
-            self.buf = self.buf[excess:]
+            self.buf[:excess] = b""
             self.skipped += excess
             self.scan_from = max(0, self.scan_from - excess)
 
