@@ -1,7 +1,7 @@
 """The firmware runtime's figures on the MicroPython unix port (compiled .mpy, real mosquitto):
 heap used after GC over a long run, readings and MQTT messages per second.
 
-    .venv/bin/python tools/bench_runtime.py [--count 5000] [--heap 320k] [--raw]
+    .venv/bin/python tools/bench_runtime.py [--count 5000] [--heap 256k] [--raw]
 
 The whole runtime as tests/test_runtime_memory.py runs it: DSMR5, MQTT with HA discovery and
 harmonized topics (--raw: also the raw ones; give it --heap 384k --interval 0.03), web server
@@ -23,7 +23,7 @@ from firmware_harness import Firmware, Meter, MeterLine, Subscriber  # noqa: E40
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
-    parser.add_argument("--heap", default="320k")
+    parser.add_argument("--heap", default="256k")
     parser.add_argument("--interval", type=float, default=0.012)
     parser.add_argument("--raw", action="store_true", help="also the raw per-value topics")
     args = parser.parse_args()
