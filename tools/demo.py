@@ -64,6 +64,7 @@ def main():
         print("mosquitto on 127.0.0.1:%d   (watch: mosquitto_sub -p %d -t 'smartmeter/#' -v)"
               % (broker.port, broker.port))
         print("firmware data folder: %s" % dongle)
+        print("web page admin password: demo-password   (the page's address follows)")
         proc = subprocess.Popen([str(micropython), str(ROOT / "firmware" / "main.py"), str(dongle),
                                  "--verbose"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
