@@ -80,10 +80,8 @@ def _decode_repeating(buf, pos, repeats):
     """_decode of a top-level array/structure, its first item looked up in `repeats`."""
     count, p = decode_length(buf, pos + 1)
     _need(buf, p, count, pos)
-    items = []
-    for _ in range(count):
-        item, p = _decode(buf, p, 1) if items else _leading(buf, p, repeats)
-        items.append(item)
+    item, p = _leading(buf, p, repeats) if count else (None, p)
+    items, p = _items(buf, p, count - 1, 1, [item] if count else [])
     return (items if buf[pos] == ARRAY else tuple(items)), p
 
 
@@ -108,16 +106,26 @@ def _decode(buf, pos, depth):
         _check_depth(depth, pos)
         count, p = decode_length(buf, pos + 1)
         _need(buf, p, count, pos)    # every element takes at least one byte
-        items = []
-        for _ in range(count):
-            item, p = _decode(buf, p, depth + 1)
-            items.append(item)
+        items, p = _items(buf, p, count, depth + 1, [])
         return (items if tag == ARRAY else tuple(items)), p
     if tag == COMPACT_ARRAY:
         _check_depth(depth, pos)
         desc, p = _type_description(buf, pos + 1, depth + 1)
         return _compact_array(buf, p, desc, depth + 1)
     return _simple(tag, buf, pos + 1, pos)
+
+
+def _items(buf, p, count, depth, items):
+    """`count` Data items from p appended to `items`; simple ones read without _decode's call."""
+    size, readers = len(buf), _READERS
+    for _ in range(count):
+        read = readers[buf[p]] if p < size else None
+        if read is not None:
+            item, p = read(buf, p + 1, p)
+        else:
+            item, p = _decode(buf, p, depth)
+        items.append(item)
+    return items, p
 
 
 def _simple(tag, buf, p, at):
@@ -137,7 +145,12 @@ def _integer(size, signed):
         end = p + size
         if end > len(buf):
             _need(buf, p, size, at)
-        value = buf[p] if size == 1 else int.from_bytes(buf[p:end], "big")
+        if size == 4:                   # the usual register: no slice to allocate
+            value = buf[p] << 24 | buf[p + 1] << 16 | buf[p + 2] << 8 | buf[p + 3]
+        elif size == 2:
+            value = buf[p] << 8 | buf[p + 1]
+        else:
+            value = buf[p] if size == 1 else int.from_bytes(buf[p:end], "big")
         if signed and value >> (bits - 1):
             value -= 1 << bits
         return value, end
@@ -145,9 +158,15 @@ def _integer(size, signed):
 
 
 def _octets(buf, p, at):
-    n, p = decode_length(buf, p)
-    _need(buf, p, n, at)
-    return bytes(buf[p:p + n]), p + n
+    n = buf[p] if p < len(buf) else 0x80   # (0x80 lets decode_length report the problem)
+    if n < 0x80:
+        p += 1
+    else:
+        n, p = decode_length(buf, p)
+    end = p + n
+    if end > len(buf):
+        _need(buf, p, n, at)
+    return bytes(buf[p:end]), end
 
 
 def _string(tag):

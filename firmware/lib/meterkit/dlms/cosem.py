@@ -16,7 +16,7 @@ from ..clock import iso_datetime, valid_date
 from ..errors import FormatError
 from ..exact import Exact
 from ..obis import is_logical_name, obis_text
-from ..reading import Reading
+from ..reading import Reading, Value
 from . import pushlists
 from .axdr import BitString
 
@@ -44,22 +44,60 @@ def notification_reading(body, header_time=None, model=None):
                               "list version '%s')" % (len(items), version))
         entries = [(code, value, None) for code, value in zip(layout, items)]
         loose = []
-    if model is None:
-        labelled = [(obis_text(code), _plain_text(value)) for code, value, _ in entries]
+    if model is None and (version or push_setup):   # neither: no register map applies
+        labelled = [(_code(code)[0], _plain_text(value)) for code, value, _ in entries]
         model = pushlists.model_for(version, push_setup, labelled)
-    clock = None
+    _add_values(reading, entries, pushlists.MODELS.get(model))
+    reading.timestamp = reading.timestamp or header_time or _loose_time(loose)
+    reading.meter_id = reading.meter_id or _loose_id(loose, version) or _channel_id(reading)
+    return reading
+
+
+def _add_values(reading, entries, scalers):
+    """Convert and add each entry; note the first clock value and the best-ranked meter id
+    (METER_ID_CODES order, first occurrence of each code) on the way."""
+    values = reading.values
+    seen = 0                                # bit r: METER_ID_CODES[r] already occurred
+    best = len(METER_ID_CODES)
     for code, value, scaler_unit in entries:
-        obis = obis_text(code)
+        obis, unit, cd, rank, is_clock = _code(code)
         if isinstance(value, (list, tuple)):
             reading.warnings.append("%s: compound value skipped" % obis)
             continue
-        value, unit = _convert(code, value, scaler_unit, model)
-        reading.add(obis, value, unit)
-        if clock is None and code[0] == 0 and code[2:5] == b"\x01\x00\x00" and _is_iso(value):
-            clock = value
-    reading.timestamp = clock or header_time or _loose_time(loose)
-    reading.meter_id = _meter_id(reading, loose, version)
-    return reading
+        if scaler_unit is not None:
+            scaler, unit = scaler_unit[0], pushlists.unit_text(scaler_unit[1])
+        else:
+            scaler = scalers.get(cd, 0) if scalers else 0
+        if type(value) is int:              # most values: skip the type tests of _convert
+            value = Exact(value, scaler)
+        else:
+            value, unit = _convert(value, scaler, unit)
+        values.append((obis, Value(value, unit)))
+        if is_clock and reading.timestamp is None and _is_iso(value):
+            reading.timestamp = value
+        if rank >= 0 and not seen >> rank & 1:
+            seen |= 1 << rank
+            if rank < best and isinstance(value, str) and value:
+                reading.meter_id, best = value, rank
+
+
+_CODES = {}   # 6 bytes -> (text, default unit, C<<8|D, meter-id rank, is clock): same every push
+MAX_CODES = 128
+
+
+def _code(code):
+    """What the mapping needs to know about an OBIS code, read once per code."""
+    known = _CODES.get(code) if type(code) is bytes else None
+    if known is None:
+        text = obis_text(code)
+        rank = METER_ID_CODES.index(text) if text in METER_ID_CODES else -1
+        is_clock = code[0] == 0 and code[2] == 1 and code[3] == 0 and code[4] == 0
+        known = (text, pushlists.default_unit(code), code[2] << 8 | code[3], rank, is_clock)
+        if type(code) is bytes:
+            if len(_CODES) >= MAX_CODES:    # bounded: noise can't grow it
+                _CODES.clear()
+            _CODES[code] = known
+    return known
 
 
 # ---- labelling ------------------------------------------------------------------------------
@@ -140,12 +178,8 @@ def _list_version(entries, items):
 
 # ---- values ---------------------------------------------------------------------------------
 
-def _convert(code, value, scaler_unit, model):
-    """A typed value -> (Exact | str | None, unit text); integers get their scaler exactly."""
-    if scaler_unit is not None:
-        scaler, unit = scaler_unit[0], pushlists.unit_text(scaler_unit[1])
-    else:
-        scaler, unit = pushlists.scaler(model, code), pushlists.default_unit(code)
+def _convert(value, scaler, unit):
+    """A typed value -> (Exact | str | None, unit text); numbers get their scaler exactly."""
     if isinstance(value, bool):
         return Exact(1 if value else 0), ""
     if isinstance(value, int):
@@ -241,15 +275,15 @@ def _loose_time(loose):
     return None
 
 
-def _meter_id(reading, loose, version):
-    for obis in METER_ID_CODES:
-        found = reading.get(obis)
-        if found is not None and isinstance(found.value, str) and found.value:
-            return found.value
+def _loose_id(loose, version):
     for item in reversed(loose):            # EVN: the meter number trails the list, unlabelled
         text = _plain_text(item)
         if text and text != version:
             return text
+    return None
+
+
+def _channel_id(reading):
     for obis, value in reading.values:      # last resort: a channel's device id (0-b:96.1.0)
         if obis.endswith(":96.1.0") and isinstance(value.value, str) and value.value:
             return value.value

@@ -5,7 +5,8 @@ rest need a table: Kaifa NO lists carry bare values in a fixed order, Kaifa SE a
 lists carry OBIS codes but no scalers, and the L+G / Iskra pushes list their capture objects
 (class, OBIS, attribute) but send only attribute 2 of each register, never its scaler.
 
-Scaler tables are keyed by the OBIS (C, D) groups: tariffs (E) and channels (A, B) scale alike.
+Scaler tables are keyed by the OBIS (C, D) groups as C << 8 | D (an int: no tuple per look-up):
+tariffs (E) and channels (A, B) scale alike.
 """
 from ..obis import obis_bytes
 
@@ -72,8 +73,8 @@ _ENERGY = ((1, 8), (2, 8), (3, 8), (4, 8))
 def _table(*groups):
     table = {}
     for codes, scaler in groups:
-        for cd in codes:
-            table[cd] = scaler
+        for c, d in codes:
+            table[c << 8 | d] = scaler
     return table
 
 
@@ -97,7 +98,7 @@ MODELS["lg_e360"] = MODELS["iskra_am550"]
 
 def scaler(model, code):
     table = MODELS.get(model)
-    return table.get((code[2], code[3]), 0) if table else 0
+    return table.get(code[2] << 8 | code[3], 0) if table else 0
 
 
 def model_for(version, push_setup, labelled):
