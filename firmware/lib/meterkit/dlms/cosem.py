@@ -47,18 +47,20 @@ def notification_reading(body, header_time=None, model=None):
     if model is None and (version or push_setup):   # neither: no register map applies
         labelled = [(_code(code)[0], _plain_text(value)) for code, value, _ in entries]
         model = pushlists.model_for(version, push_setup, labelled)
-    _add_values(reading, entries, pushlists.MODELS.get(model))
+    channel_id = _add_values(reading, entries, pushlists.MODELS.get(model))
     reading.timestamp = reading.timestamp or header_time or _loose_time(loose)
-    reading.meter_id = reading.meter_id or _loose_id(loose, version) or _channel_id(reading)
+    reading.meter_id = reading.meter_id or _loose_id(loose, version) or channel_id
     return reading
 
 
 def _add_values(reading, entries, scalers):
     """Convert and add each entry; note the first clock value and the best-ranked meter id
-    (METER_ID_CODES order, first occurrence of each code) on the way."""
+    (METER_ID_CODES order, first occurrence of each code) on the way. Returns the first
+    channel device id (x-b:96.1.0), the last resort for the meter id."""
     values = reading.values
-    seen = 0                                # bit r: METER_ID_CODES[r] already occurred
+    seen = 0                                # bit r: the code of rank r already occurred
     best = len(METER_ID_CODES)
+    channel_id = None
     for code, value, scaler_unit in entries:
         obis, unit, cd, rank, is_clock = _code(code)
         if isinstance(value, (list, tuple)):
@@ -75,10 +77,15 @@ def _add_values(reading, entries, scalers):
         values.append((obis, Value(value, unit)))
         if is_clock and reading.timestamp is None and _is_iso(value):
             reading.timestamp = value
-        if rank >= 0 and not seen >> rank & 1:
-            seen |= 1 << rank
-            if rank < best and isinstance(value, str) and value:
-                reading.meter_id, best = value, rank
+        if rank >= 0:                       # a meter id code (see _code)
+            found = value if isinstance(value, str) and value else None
+            if found and channel_id is None and obis.endswith(":96.1.0"):
+                channel_id = found
+            if not seen >> rank & 1:
+                seen |= 1 << rank
+                if found and rank < best:
+                    reading.meter_id, best = found, rank
+    return channel_id
 
 
 _CODES = {}   # 6 bytes -> (text, default unit, C<<8|D, meter-id rank, is clock): same every push
@@ -86,11 +93,17 @@ MAX_CODES = 128
 
 
 def _code(code):
-    """What the mapping needs to know about an OBIS code, read once per code."""
+    """What the mapping needs to know about an OBIS code, read once per code. The meter-id
+    rank is its place in METER_ID_CODES, len(METER_ID_CODES) for other channel device ids
+    (x-b:96.1.0), -1 for the rest."""
     known = _CODES.get(code) if type(code) is bytes else None
     if known is None:
         text = obis_text(code)
-        rank = METER_ID_CODES.index(text) if text in METER_ID_CODES else -1
+        rank = -1
+        if text in METER_ID_CODES:
+            rank = METER_ID_CODES.index(text)
+        elif text.endswith(":96.1.0"):
+            rank = len(METER_ID_CODES)
         is_clock = code[0] == 0 and code[2] == 1 and code[3] == 0 and code[4] == 0
         known = (text, pushlists.default_unit(code), code[2] << 8 | code[3], rank, is_clock)
         if type(code) is bytes:
@@ -143,17 +156,18 @@ def _walk(items):
     i, n = 0, len(items)
     while i < n:
         item = items[i]
-        if isinstance(item, tuple) and len(item) in (2, 3) and is_logical_name(item[0]):
-            scaler_unit = item[2] if len(item) == 3 and _is_scaler_unit(item[2]) else None
-            entries.append((item[0], item[1], scaler_unit))
-            i += 1
-        elif is_logical_name(item) and i + 1 < n:
-            if i + 2 < n and _is_scaler_unit(items[i + 2]):
-                entries.append((item, items[i + 1], items[i + 2]))
+        if is_logical_name(item) and i + 1 < n:        # flat: OBIS, value[, (scaler, unit)]
+            scaler_unit = items[i + 2] if i + 2 < n else None
+            if scaler_unit is not None and _is_scaler_unit(scaler_unit):
+                entries.append((item, items[i + 1], scaler_unit))
                 i += 3
             else:
                 entries.append((item, items[i + 1], None))
                 i += 2
+        elif isinstance(item, tuple) and len(item) in (2, 3) and is_logical_name(item[0]):
+            scaler_unit = item[2] if len(item) == 3 and _is_scaler_unit(item[2]) else None
+            entries.append((item[0], item[1], scaler_unit))
+            i += 1
         else:
             if item is not None:            # Kamstrup pads missing phases with null-data
                 loose.append(item)
@@ -169,7 +183,7 @@ def _is_scaler_unit(item):
 
 def _list_version(entries, items):
     for code, value, _ in entries:
-        if code[2:5] == b"\x00\x02\x81":    # x-x:0.2.129, the list version identifier
+        if code[2] == 0 and code[3] == 2 and code[4] == 0x81:   # x-x:0.2.129, the list version
             return _plain_text(value)
     if items and not _is_datetime_bytes(items[0]):
         return _plain_text(items[0])
@@ -280,13 +294,6 @@ def _loose_id(loose, version):
         text = _plain_text(item)
         if text and text != version:
             return text
-    return None
-
-
-def _channel_id(reading):
-    for obis, value in reading.values:      # last resort: a channel's device id (0-b:96.1.0)
-        if obis.endswith(":96.1.0") and isinstance(value.value, str) and value.value:
-            return value.value
     return None
 
 
