@@ -113,7 +113,7 @@ def main():
         core, runtime, other, count = mpy_sizes(work / "xtensawin")
         print("app as .mpy for the ESP32 (xtensawin): %d files, %d bytes = %.1f KB"
               % (count, total, total / 1024))
-        print("  meterkit core %.1f KB, dongle runtime %.1f KB, main.py/boot.py %d bytes"
+        print("  meterkit core %.1f KB, dongle runtime %.1f KB, loader + gzipped web pages %d bytes"
               % (core / 1024, runtime / 1024, other))
 
         build_mpy.build("x64", work / "x64")
