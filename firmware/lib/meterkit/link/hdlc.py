@@ -18,6 +18,7 @@
 Meters often share one flag between consecutive frames, so `frame_length` counts from the opening
 flag through the FCS and leaves the closing flag to serve as the next frame's opening flag.
 """
+from meterkit import PURE_PYTHON
 from meterkit.crc import crc16_x25
 from meterkit.errors import CrcError, FormatError
 
@@ -70,7 +71,7 @@ def _has_hcs(start, length, after_control):
     return start + 1 + length > after_control + 2
 
 
-def frame_length(buf, start):
+def _frame_length_python(buf, start):
     """Bytes from the opening flag through the FCS (> 0), 0 to wait for more, -1 if no frame here."""
     end = len(buf)
     if buf[start] != FLAG:
@@ -111,7 +112,7 @@ class Reassembler:
 
     def push(self, frame):
         """One frame (from its opening flag; closing flag optional) -> the APDU when complete."""
-        info_start, info_end = self._check(frame)
+        info_start, info_end = _check(frame)
         if info_start == info_end:
             return None  # a frame without information carries no data
         segmented = frame[1] & SEGMENTED
@@ -143,28 +144,48 @@ class Reassembler:
         self._pending = None
         return apdu
 
-    @staticmethod
-    def _check(frame):
-        """(start, end) of the information field after checking structure, HCS and FCS."""
-        size = len(frame)
-        if size < MIN_LENGTH + 1 or frame[0] != FLAG:
-            raise FormatError("HDLC: a frame starts with 0x7E and has at least 8 bytes")
-        length, after_control = _header(frame, 0, size)
-        if length <= 0:
-            raise FormatError("HDLC: malformed frame header (format type or addresses)")
-        if not (size == length + 1 or (size == length + 2 and frame[size - 1] == FLAG)):
-            raise FormatError("HDLC: frame is %d bytes but its length field says %d"
-                              % (size, length + 2))
-        fcs_at = length - 1
-        if _has_hcs(0, length, after_control):
-            if not _crc_matches(frame, 1, after_control):
-                raise CrcError("HDLC header checksum (HCS) mismatch")
-            info_start = after_control + 2
-        else:
-            info_start = after_control
-        if not _crc_matches(frame, 1, fcs_at):
-            raise CrcError("HDLC frame checksum (FCS) mismatch")
-        return info_start, fcs_at
+
+def _check_python(frame):
+    """(start, end) of the information field after checking structure, HCS and FCS."""
+    size = len(frame)
+    if size < MIN_LENGTH + 1 or frame[0] != FLAG:
+        raise FormatError("HDLC: a frame starts with 0x7E and has at least 8 bytes")
+    length, after_control = _header(frame, 0, size)
+    if length <= 0:
+        raise FormatError("HDLC: malformed frame header (format type or addresses)")
+    if not (size == length + 1 or (size == length + 2 and frame[size - 1] == FLAG)):
+        raise FormatError("HDLC: frame is %d bytes but its length field says %d"
+                          % (size, length + 2))
+    fcs_at = length - 1
+    if _has_hcs(0, length, after_control):
+        if not _crc_matches(frame, 1, after_control):
+            raise CrcError("HDLC header checksum (HCS) mismatch")
+        info_start = after_control + 2
+    else:
+        info_start = after_control
+    if not _crc_matches(frame, 1, fcs_at):
+        raise CrcError("HDLC frame checksum (FCS) mismatch")
+    return info_start, fcs_at
+
+
+# The framer and the frame check run in viper where there is one (same answers, proven by
+# tests/test_fast_paths.py); BACKEND says which.
+frame_length, _check = _frame_length_python, _check_python
+BACKEND = "python"
+if not PURE_PYTHON:
+    try:
+        from meterkit.link import hdlc_viper
+
+        def _check(frame):
+            checked = hdlc_viper.check(frame)
+            if checked < 0:                 # a bad frame: the Python check names the fault
+                return _check_python(frame)
+            return checked & 0x7FF, checked >> 11
+
+        frame_length = hdlc_viper.frame_length
+        BACKEND = "viper"
+    except ImportError:   # CPython, or a MicroPython build without the native emitter
+        pass
 
 
 def _check_address(address):
