@@ -267,3 +267,21 @@ def test_hdlc_viper_matches_python_on_the_vectors(vectors):
        st.randoms(use_true_random=False))
 def test_hdlc_viper_matches_python_on_random_frames(apdus, rnd):
     compare_hdlc_on_micropython(hdlc_buffers(apdus, rnd))
+
+
+def test_dlms_vectors_decode_alike_with_cold_and_warm_code_memo(vectors):
+    """COSEM reads each OBIS code once (cosem._CODES): warm decodes equal cold ones everywhere."""
+    dlms = [vector_bytes(v) for v in vectors if vector_bytes(v)[:1] in (b"\x7e", b"\x68", b"\xe6", b"\x0f")]
+    assert len(dlms) > 10
+
+    def decode(raw, cold):
+        if cold:
+            cosem._CODES.clear()
+            obis._TEXTS.clear()
+        decoder = StreamDecoder()
+        return [event_json(e) for e in decoder.feed(raw) + decoder.flush()]
+    for raw in dlms + dlms[::-1]:
+        assert decode(raw, False) == decode(raw, True) == decode(raw, False)
+    for i in range(cosem.MAX_CODES * 2):
+        cosem._code(bytes((1, 0, i % 200, 8, i // 200, 255)))
+    assert len(cosem._CODES) <= cosem.MAX_CODES

@@ -46,4 +46,7 @@ def obis_bytes(text):
 
 def is_logical_name(value):
     """A 6-byte octet string that looks like an OBIS code (A is 0..1, F mostly 255)."""
-    return isinstance(value, (bytes, bytearray)) and len(value) == 6 and value[0] <= 1
+    return isinstance(value, _OCTETS) and len(value) == 6 and value[0] <= 1
+
+
+_OCTETS = (bytes, bytearray)

@@ -28,10 +28,11 @@ class ApduDecoder:
     def decode(self, apdu):
         """One APDU (optionally behind an LLC header) -> Reading, or None (GBT incomplete)."""
         apdu = _strip_llc(bytes(apdu))
-        if apdu[:1] == bytes((GENERAL_BLOCK_TRANSFER,)):
+        tag = apdu[0] if apdu else None
+        if tag == GENERAL_BLOCK_TRANSFER:
             complete = self._block_transfer(apdu)
             return None if complete is None else self._noting_drops(self.decode(complete))
-        if apdu[:1] == bytes((GENERAL_GLO_CIPHERING,)):
+        if tag == GENERAL_GLO_CIPHERING:
             return self._ciphered(apdu)
         return self.decode_plain(apdu)
 
@@ -84,7 +85,7 @@ class ApduDecoder:
                 self._reset()
                 raise FormatError("general-block-transfer block %d says %d bytes, %d present"
                                   % (number, size, len(apdu) - data_at))
-            self._accept(number, apdu[data_at:end])
+            self._accept(number, memoryview(apdu)[data_at:end])   # copied once, into _blocks
             pos = end
             if control & LAST_BLOCK:
                 complete = bytes(self._blocks)
@@ -131,7 +132,7 @@ class ApduDecoder:
 
 
 def _strip_llc(apdu):
-    if apdu[:3] in LLC_HEADERS:
+    if len(apdu) > 2 and apdu[0] == 0xE6 and apdu[2] == 0 and apdu[:3] in LLC_HEADERS:
         return apdu[3:]
     return apdu
 

@@ -45,7 +45,7 @@ def notification_reading(body, header_time=None, model=None):
         entries = [(code, value, None) for code, value in zip(layout, items)]
         loose = []
     if model is None and (version or push_setup):   # neither: no register map applies
-        labelled = [(_code(code)[0], _plain_text(value)) for code, value, _ in entries]
+        labelled = [(obis_text(code), _plain_text(value)) for code, value, _ in entries]
         model = pushlists.model_for(version, push_setup, labelled)
     channel_id = _add_values(reading, entries, pushlists.MODELS.get(model))
     reading.timestamp = reading.timestamp or header_time or _loose_time(loose)
@@ -61,17 +61,19 @@ def _add_values(reading, entries, scalers):
     seen = 0                                # bit r: the code of rank r already occurred
     best = len(METER_ID_CODES)
     channel_id = None
+    codes = _CODES
     for code, value, scaler_unit in entries:
-        obis, unit, cd, rank, is_clock = _code(code)
-        if isinstance(value, (list, tuple)):
-            reading.warnings.append("%s: compound value skipped" % obis)
-            continue
+        known = codes.get(code) if type(code) is bytes else None
+        obis, unit, cd, rank, is_clock = known or _code(code)
         if scaler_unit is not None:
             scaler, unit = scaler_unit[0], pushlists.unit_text(scaler_unit[1])
         else:
             scaler = scalers.get(cd, 0) if scalers else 0
         if type(value) is int:              # most values: skip the type tests of _convert
             value = Exact(value, scaler)
+        elif isinstance(value, _COMPOUND):
+            reading.warnings.append("%s: compound value skipped" % obis)
+            continue
         else:
             value, unit = _convert(value, scaler, unit)
         values.append((obis, Value(value, unit)))
@@ -92,24 +94,25 @@ _CODES = {}   # 6 bytes -> (text, default unit, C<<8|D, meter-id rank, is clock)
 MAX_CODES = 128
 
 
+_COMPOUND = (list, tuple)
+
+
 def _code(code):
     """What the mapping needs to know about an OBIS code, read once per code. The meter-id
     rank is its place in METER_ID_CODES, len(METER_ID_CODES) for other channel device ids
     (x-b:96.1.0), -1 for the rest."""
-    known = _CODES.get(code) if type(code) is bytes else None
-    if known is None:
-        text = obis_text(code)
-        rank = -1
-        if text in METER_ID_CODES:
-            rank = METER_ID_CODES.index(text)
-        elif text.endswith(":96.1.0"):
-            rank = len(METER_ID_CODES)
-        is_clock = code[0] == 0 and code[2] == 1 and code[3] == 0 and code[4] == 0
-        known = (text, pushlists.default_unit(code), code[2] << 8 | code[3], rank, is_clock)
-        if type(code) is bytes:
-            if len(_CODES) >= MAX_CODES:    # bounded: noise can't grow it
-                _CODES.clear()
-            _CODES[code] = known
+    text = obis_text(code)
+    rank = -1
+    if text in METER_ID_CODES:
+        rank = METER_ID_CODES.index(text)
+    elif text.endswith(":96.1.0"):
+        rank = len(METER_ID_CODES)
+    is_clock = code[0] == 0 and code[2] == 1 and code[3] == 0 and code[4] == 0
+    known = (text, pushlists.default_unit(code), code[2] << 8 | code[3], rank, is_clock)
+    if type(code) is bytes:
+        if len(_CODES) >= MAX_CODES:        # bounded: noise can't grow it
+            _CODES.clear()
+        _CODES[code] = known
     return known
 
 
