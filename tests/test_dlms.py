@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import load_vectors, run_micropython
 from golden import same_value
 
-from meterkit.dlms import apdu as apdu_mod, axdr, cosem, pushlists
+from meterkit.dlms import apdu as apdu_mod, axdr, axdr_encode, cosem, pushlists
 from meterkit.dlms.apdu import ApduDecoder, encode_blocks, encode_notification
 from meterkit.errors import AuthError, FormatError
 from meterkit.exact import Exact
@@ -190,7 +190,7 @@ def test_blocks_in_one_buffer_and_a_single_last_block():
 # ---- data-notification forms -----------------------------------------------------------------
 
 def test_notification_date_time_forms():
-    body = axdr.encode(((b"\x01\x00\x01\x07\x00\xff", 5, (axdr.Typed(15, 0), axdr.Typed(22, 27))),))
+    body = axdr_encode.encode(((b"\x01\x00\x01\x07\x00\xff", 5, (axdr_encode.Typed(15, 0), axdr_encode.Typed(22, 27))),))
     when = cosem.datetime_bytes(2021, 7, 19, 15, 46, 35, 120)
     for head, expect in ((b"\x00", None), (b"\x0c" + when, "2021-07-19T15:46:35+02:00"),
                          (b"\x09\x0c" + when, "2021-07-19T15:46:35+02:00")):
@@ -283,7 +283,7 @@ def test_bad_lengths_and_deep_nesting():
         with pytest.raises(FormatError):
             decoder.decode(bad)
     with pytest.raises(FormatError, match="no known layout"):
-        decoder.decode(b"\x0f\x00\x00\x00\x01\x00" + axdr.encode((5, 6, 7)))
+        decoder.decode(b"\x0f\x00\x00\x00\x01\x00" + axdr_encode.encode((5, 6, 7)))
 
 
 # ---- MicroPython ----------------------------------------------------------------------------

@@ -176,11 +176,12 @@ def test_board_header_and_sdkconfig(board):
 def test_backends_on_cpython_read_each_modules_choice():
     from meterkit import backends, crc
     from meterkit.crypto import gcm
-    from meterkit.link import p1
+    from meterkit.link import hdlc, p1
     pairs = backends.backends()
-    assert pairs == [("gcm", gcm.BACKEND), ("crc", crc.BACKEND), ("p1_scan", p1.BACKEND)]
-    assert p1.BACKEND == "cpython"
-    assert backends.summary() == "gcm=%s crc=%s p1_scan=cpython" % (gcm.BACKEND, crc.BACKEND)
+    assert pairs == [("gcm", gcm.BACKEND), ("crc", crc.BACKEND), ("p1_scan", p1.BACKEND),
+                     ("hdlc", hdlc.BACKEND)]
+    assert (p1.BACKEND, hdlc.BACKEND) == ("cpython", "python")
+    assert backends.summary() == "gcm=%s crc=%s p1_scan=cpython hdlc=python" % (gcm.BACKEND, crc.BACKEND)
 
 
 def test_backends_follow_gcm_use():
@@ -199,7 +200,8 @@ def test_backends_without_loading_on_cpython():
             "import meterkit.crc; print(backends.summary(load=False))")
     out = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT / "firmware" / "lib"),
                          capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out[0] == str([("gcm", "not loaded"), ("crc", "not loaded"), ("p1_scan", "not loaded")])
+    assert out[0] == str([("gcm", "not loaded"), ("crc", "not loaded"), ("p1_scan", "not loaded"),
+                          ("hdlc", "not loaded")])
     assert out[1].startswith("gcm=not loaded crc=") and not out[1].startswith("gcm=not loaded crc=not")
 
 
@@ -211,15 +213,16 @@ def test_backends_on_micropython():
         "from meterkit.crypto import gcm\n"
         "gcm.use('python')\n"
         "print(backends.summary())\n").splitlines()
-    assert out[0] == "[('gcm', 'not loaded'), ('crc', 'not loaded'), ('p1_scan', 'not loaded')]"
-    assert out[1] == "[('gcm', 'viper'), ('crc', 'viper'), ('p1_scan', 'viper')]"
-    assert out[2] == "gcm=python crc=viper p1_scan=viper"
+    assert out[0] == ("[('gcm', 'not loaded'), ('crc', 'not loaded'), ('p1_scan', 'not loaded'), "
+                      "('hdlc', 'not loaded')]")
+    assert out[1] == "[('gcm', 'viper'), ('crc', 'viper'), ('p1_scan', 'viper'), ('hdlc', 'viper')]"
+    assert out[2] == "gcm=python crc=viper p1_scan=viper hdlc=viper"
 
 
 def test_backends_on_micropython_pure_python():
     out = run_micropython("import meterkit\nmeterkit.PURE_PYTHON = True\n"
                           "from meterkit import backends\nprint(backends.summary())\n")
-    assert out.strip() == "gcm=python crc=python p1_scan=python"
+    assert out.strip() == "gcm=python crc=python p1_scan=python hdlc=python"
 
 
 # ---- the size figures' method ---------------------------------------------------------------

@@ -9,7 +9,8 @@ import sys
 
 # (what, module that chooses the implementation at import and names it in BACKEND), in a fixed
 # order: MicroPython dicts are unordered.
-PATHS = (("gcm", "meterkit.crypto.gcm"), ("crc", "meterkit.crc"), ("p1_scan", "meterkit.link.p1"))
+PATHS = (("gcm", "meterkit.crypto.gcm"), ("crc", "meterkit.crc"), ("p1_scan", "meterkit.link.p1"),
+         ("hdlc", "meterkit.link.hdlc"))
 NOT_LOADED = "not loaded"
 
 

@@ -161,29 +161,31 @@ def encode_notification(values, invoke_id=1, timestamp=None, flat=False, llc=Fal
     timestamp: 12 date-time bytes (cosem.datetime_bytes) or None
     flat:      EVN style `OBIS, value, (scaler, unit), ...` instead of Aidon-style structures
     """
+    from . import axdr_encode   # encoders serve the simulator and tests: the dongle never loads them
     items = []
     for obis, value, scaler, unit in values:
         item = [obis_bytes(obis), value]
         if isinstance(value, int) and not isinstance(value, bool):
-            item.append((axdr.Typed(axdr.INTEGER, scaler),
-                         axdr.Typed(axdr.ENUM, pushlists.unit_enum(unit))))
+            item.append((axdr_encode.Typed(axdr.INTEGER, scaler),
+                         axdr_encode.Typed(axdr.ENUM, pushlists.unit_enum(unit))))
         if flat:
             items.extend(item)
         else:
             items.append(tuple(item))
     head = bytes((DATA_NOTIFICATION,)) + (invoke_id & 0xFFFFFFFF).to_bytes(4, "big")
     head += b"\x00" if timestamp is None else b"\x0c" + bytes(timestamp)
-    apdu = head + axdr.encode(tuple(items))
+    apdu = head + axdr_encode.encode(tuple(items))
     return (LLC_HEADERS[0] + apdu) if llc else apdu
 
 
 def encode_blocks(apdu, block_size=128):
     """Split an APDU into general-block-transfer blocks (one bytes object per block)."""
+    from .axdr_encode import encode_length
     blocks = []
     count = max(1, (len(apdu) + block_size - 1) // block_size)
     for i in range(count):
         data = apdu[i * block_size:(i + 1) * block_size]
         control = LAST_BLOCK if i == count - 1 else 0
         blocks.append(bytes((GENERAL_BLOCK_TRANSFER, control)) + (i + 1).to_bytes(2, "big")
-                      + b"\x00\x00" + axdr.encode_length(len(data)) + data)
+                      + b"\x00\x00" + encode_length(len(data)) + data)
     return blocks
