@@ -51,3 +51,26 @@ def vector_bytes(vector):
 @pytest.fixture(scope="session")
 def vectors():
     return load_vectors()
+
+
+def cut_frames(frame_length, buf):
+    """What the stream decoder does with one link layer's frame_length: (frames found, bytes
+    skipped, index where more bytes are due)."""
+    frames, skipped, start = [], 0, 0
+    while start < len(buf):
+        n = frame_length(buf, start)
+        if n == 0:
+            break
+        if n < 0:
+            skipped += 1
+            start += 1
+            continue
+        frames.append(buf[start:start + n])
+        start += n
+    return frames, skipped, start
+
+
+def reassemble_all(reassembler, frames):
+    """The complete payloads a link layer's Reassembler gives for these frames, in order."""
+    apdus = [reassembler.push(frame) for frame in frames]
+    return [apdu for apdu in apdus if apdu is not None]

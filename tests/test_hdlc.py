@@ -6,7 +6,7 @@ import re
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from conftest import load_vectors, run_micropython, vector_bytes
+from conftest import cut_frames, load_vectors, reassemble_all, run_micropython, vector_bytes
 from meterkit.crc import crc16_x25
 from meterkit.errors import CrcError, DecodeError, FormatError
 from meterkit.link import hdlc
@@ -18,25 +18,11 @@ TAGS = (0x0F, 0xE0, 0xDB)
 
 
 def cut(buf):
-    """What the stream decoder does: frames found, bytes skipped, index where more bytes are due."""
-    frames, skipped, start = [], 0, 0
-    while start < len(buf):
-        n = hdlc.frame_length(buf, start)
-        if n == 0:
-            break
-        if n < 0:
-            skipped += 1
-            start += 1
-            continue
-        frames.append(buf[start:start + n])
-        start += n
-    return frames, skipped, start
+    return cut_frames(hdlc.frame_length, buf)
 
 
 def reassemble(frames):
-    reassembler = hdlc.Reassembler()
-    apdus = [reassembler.push(frame) for frame in frames]
-    return [apdu for apdu in apdus if apdu is not None]
+    return reassemble_all(hdlc.Reassembler(), frames)
 
 
 def axdr_length(buf, pos):

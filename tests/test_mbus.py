@@ -5,7 +5,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import load_vectors, run_micropython, vector_bytes
+from conftest import cut_frames, load_vectors, reassemble_all, run_micropython, vector_bytes
 from meterkit.errors import CrcError, DecodeError, FormatError
 from meterkit.link import mbus
 
@@ -14,25 +14,11 @@ FRAMED = [v for v in VECTORS if v["raw_format"] == "hex" and v["raw"].startswith
 
 
 def cut(buf):
-    """What the stream decoder does: frames found, bytes skipped, index where more bytes are due."""
-    frames, skipped, start = [], 0, 0
-    while start < len(buf):
-        n = mbus.frame_length(buf, start)
-        if n == 0:
-            break
-        if n < 0:
-            skipped += 1
-            start += 1
-            continue
-        frames.append(buf[start:start + n])
-        start += n
-    return frames, skipped, start
+    return cut_frames(mbus.frame_length, buf)
 
 
 def reassemble(frames):
-    reassembler = mbus.Reassembler()
-    apdus = [reassembler.push(frame) for frame in frames]
-    return [apdu for apdu in apdus if apdu is not None]
+    return reassemble_all(mbus.Reassembler(), frames)
 
 
 def test_both_wired_mbus_vectors_are_here():
