@@ -77,7 +77,47 @@ def compiled_firmware():
     return _COMPILED[0]
 
 
-class Firmware:
+class FirmwareProcess:
+    """A firmware process on the unix port; tests wait for lines of its output.
+
+    Subclasses set self.lines = [] and self.proc = None, and call launch(argv, env)."""
+
+    def launch(self, argv, env):
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(self.proc, self.queue), daemon=True).start()
+        return self
+
+    @staticmethod
+    def _pump(proc, lines):
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    def wait_for(self, prefix, timeout=60):
+        """The first new output line starting with prefix."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError("firmware ended:\n" + "\n".join(self.lines[-30:]))
+            self.lines.append(line)
+            if line.startswith(prefix):
+                return line
+        raise AssertionError("no %r line within %d s:\n%s" % (prefix, timeout,
+                                                              "\n".join(self.lines[-30:])))
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Firmware(FirmwareProcess):
     def __init__(self, directory, config, broker_port=None, meter_port=None, heapsize="1m",
                  verbose=False, compiled=False):
         self.directory = pathlib.Path(directory) / "dongle"
@@ -102,32 +142,7 @@ class Firmware:
     def start(self):
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)   # main.py finds its own lib folder
-        self.proc = subprocess.Popen(self.argv, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self._queue = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        return self
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def wait_for(self, prefix, timeout=60):
-        """The first new output line starting with prefix."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError("firmware ended:\n" + "\n".join(self.lines[-30:]))
-            self.lines.append(line)
-            if line.startswith(prefix):
-                return line
-        raise AssertionError("no %r line within %d s:\n%s" % (prefix, timeout,
-                                                              "\n".join(self.lines[-30:])))
+        return self.launch(self.argv, env)
 
     def wait(self, timeout=120):
         """Run to the end (--exit-at-end); returns the final stats."""
@@ -138,11 +153,6 @@ class Firmware:
 
     def diagnostics(self):
         return [json.loads(line[5:]) for line in self.lines if line.startswith("diag ")]
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class Subscriber:

@@ -22,7 +22,7 @@ import urllib.request
 
 from broker import free_port
 from conftest import ROOT, micropython_binary
-from firmware_harness import compiled_firmware
+from firmware_harness import FirmwareProcess, compiled_firmware
 
 sys.path.insert(0, str(ROOT / "host"))
 from meterkit_host import ota_server, release  # noqa: E402
@@ -72,7 +72,7 @@ def meter_capture(path, count=3):
     return path
 
 
-class Device:
+class Device(FirmwareProcess):
     """The device root: main.py (loader), apps/0.1.0/, ota/state.json, keys/, config.json."""
 
     def __init__(self, tmp, key_dir, trial_s=10, extra_config=None):
@@ -106,34 +106,8 @@ class Device:
         env.pop("METERKIT_OTA_KILL", None)
         if kill_at:
             env["METERKIT_OTA_KILL"] = kill_at
-        self.proc = subprocess.Popen([micropython_binary(), "-X", "heapsize=1m",
-                                      str(self.root / "main.py"), str(self.root)],
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
-        self.queue = queue.Queue()
-        threading.Thread(target=self._pump, args=(self.proc, self.queue), daemon=True).start()
-        return self
-
-    @staticmethod
-    def _pump(proc, lines):
-        for line in proc.stdout:
-            lines.put(line.rstrip("\n"))
-        lines.put(None)
-
-    def wait_for(self, prefix, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError("firmware ended:\n" + "\n".join(self.lines[-30:]))
-            self.lines.append(line)
-            if line.startswith(prefix):
-                return line
-        raise AssertionError("no %r line within %d s:\n%s" % (prefix, timeout,
-                                                              "\n".join(self.lines[-30:])))
+        return self.launch([micropython_binary(), "-X", "heapsize=1m", str(self.root / "main.py"),
+                            str(self.root)], env)
 
     def running_version(self):
         """The version whose code started: the 'meterkit <VERSION> on unix' line."""
@@ -162,11 +136,6 @@ class Device:
 
     def push(self, url, force=False):
         return self.request("POST", "/api/ota/push", {"url": url, "force": force})
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
     def snapshot(self):
         """{relative path: bytes} of everything outside the spool and history."""

@@ -84,8 +84,8 @@ def dongle(tmp_path, config, meter, broker_port=None, interval=0.5, count=2000):
 
 def output(firmware):
     """Everything the firmware printed so far."""
-    while not firmware._queue.empty():
-        line = firmware._queue.get()
+    while not firmware.queue.empty():
+        line = firmware.queue.get()
         if line is not None:
             firmware.lines.append(line)
     return firmware.lines

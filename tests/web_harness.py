@@ -4,9 +4,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
-import threading
-import queue
 
 from broker import free_port, wait_for_port
 from firmware_harness import Firmware, Meter, MeterLine  # noqa: F401
@@ -35,10 +32,7 @@ class WebFirmware(Firmware):
         env = dict(os.environ, METERKIT_DNS_PORT=str(self.dns_port))
         env.pop("MICROPYTHONPATH", None)
         env.pop("MICROPYPATH", None)
-        self.proc = subprocess.Popen(self.argv, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self._queue = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.launch(self.argv, env)
         wait_for_port(self.http_port, timeout=30)
         return self
 
