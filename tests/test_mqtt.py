@@ -356,3 +356,16 @@ asyncio.run(attempt(%r))
 """ % (str(good["ca"]), str(wrong["ca"])))
         assert lines[0] == "ok True"
         assert lines[1].startswith("refused False cannot connect to 127.0.0.1:%d: " % broker.port)
+
+
+def test_the_broker_name_is_looked_up_once():
+    """MicroPython resolves names synchronously: a lookup per reconnect could stall the meter
+    reader, so the client keeps the address; TLS keeps the name for the certificate check."""
+    from dongle.mqtt import MQTTClient
+    import ipaddress
+    client = MQTTClient("t", "localhost", 1883)
+    first = client._address()
+    ipaddress.ip_address(first)                       # an address, not the name
+    client.host = "no-such-host.invalid"
+    assert client._address() == first                 # no second lookup
+    assert MQTTClient("t", "localhost", 8883, ssl=True)._address() == "localhost"

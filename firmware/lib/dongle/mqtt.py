@@ -1,12 +1,13 @@
 """A small asyncio MQTT 3.1.1 client for the dongle (and the host: it runs on CPython too).
 
-umqtt.simple blocks the event loop on connect and on reads; this one does not (except for the DNS
-lookup inside MicroPython's asyncio.open_connection: give an IP address or resolve once). One reader at a
+umqtt.simple blocks the event loop on connect and on reads; this one does not (the broker's name is
+looked up once, on the first connect: MicroPython's DNS lookup blocks). One reader at a
 time owns the socket (a lock), so `poll()` can run in its own task while another task publishes and
 waits for its PUBACK. Every wait is bounded. A broken connection closes the socket, sets
 `connected` to False and raises MQTTError with a reason; the caller reconnects and requeues.
 """
 import asyncio
+import socket
 
 try:
     from time import ticks_ms, ticks_add, ticks_diff
@@ -103,7 +104,20 @@ class MQTTClient:
         self._pending = {}           # packet id -> None while waiting, then the ack body
         self._last_sent = 0
         self._ping_sent = None       # ticks of an unanswered PINGREQ
+        self._ip = None              # the broker's address, looked up once
         self.last_error = None       # why the last connection ended (or failed)
+
+    def _address(self):
+        """The broker's IP. MicroPython's open_connection looks names up synchronously, and a slow
+        DNS at every reconnect would stall the meter reader (115200 baud fills the UART buffer in
+        a fraction of a second), so the name is looked up once. TLS keeps the name: the
+        certificate check needs it. (The unix port hands out raw sockaddrs: it keeps the name.)"""
+        if self.ssl:
+            return self.host
+        if self._ip is None:
+            found = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0][-1]
+            self._ip = found[0] if isinstance(found, tuple) else self.host
+        return self._ip
 
     @property
     def connected(self):
@@ -120,7 +134,7 @@ class MQTTClient:
             await self._close()
         where = "%s:%d" % (self.host, self.port)
         try:
-            opened = asyncio.open_connection(self.host, self.port, ssl=self.ssl or None)
+            opened = asyncio.open_connection(self._address(), self.port, ssl=self.ssl or None)
             self._reader, self._writer = await _within(opened, timeout * 1000)
             self._read_lock, self._write_lock = asyncio.Lock(), asyncio.Lock()
             self._pending = {}
@@ -132,6 +146,7 @@ class MQTTClient:
         except asyncio.TimeoutError:
             await self._lost("no answer from %s within %d s" % (where, timeout))
         except OSError as e:
+            self._ip = None   # look the name up again next time: the broker may have moved
             await self._lost("cannot connect to %s: %s" % (where, _os_reason(e)))
         except ValueError as e:  # MicroPython's TLS handshake failures (bad certificate, ...)
             await self._lost("cannot connect to %s: TLS: %s" % (where, " ".join(str(e).split())))
