@@ -30,7 +30,7 @@ def free_port():
 
 def play_meter(server, interval=1.0):
     """Accept the firmware and send it one DSMR5 telegram per interval (as a meter does)."""
-    meter = Meter("dsmr5", seed=int(time.time()))
+    meter = Meter("dsmr5", seed=int(time.time()), start=int(time.time()))   # the meter clock: now
     client, _ = server.accept()
     with client:
         while True:
