@@ -58,7 +58,13 @@ class Wifi:
         """Connect (without blocking the loop) if we are not; give up after 20 s, retry later."""
         if self.wlan.isconnected() or not self.ssid:
             return
-        self.wlan.connect(self.ssid, self.password)
+        # after a drop the driver is still reconnecting on its own, and connect() would raise
+        # "Wifi Internal Error" (micropython#7139): stop it, then join the configured network
+        self.wlan.disconnect()
+        try:
+            self.wlan.connect(self.ssid, self.password)
+        except OSError:
+            return   # the radio is busy: the next round tries again
         for _ in range(40):
             if self.wlan.isconnected():
                 return
@@ -88,15 +94,21 @@ class Wifi:
     async def try_connect(self, ssid, password):
         """Join ssid for up to 15 s; the configured network is rejoined by keep_up()."""
         self.wlan.disconnect()
-        self.wlan.connect(ssid, password)
-        for _ in range(30):
-            await asyncio.sleep_ms(500)
-            if self.wlan.isconnected():
-                ip = self.wlan.ifconfig()[0]
-                self.wlan.disconnect()
-                return True, "connected, got address %s" % ip
-        status = self.wlan.status()
-        self.wlan.disconnect()
+        # with the default endless reconnects status() says STAT_CONNECTING for ever; a few
+        # retries, then it names the failure (wrong password, network not found)
+        self.wlan.config(reconnects=3)
+        try:
+            self.wlan.connect(ssid, password)
+            for _ in range(30):
+                await asyncio.sleep_ms(500)
+                if self.wlan.isconnected():
+                    ip = self.wlan.ifconfig()[0]
+                    self.wlan.disconnect()
+                    return True, "connected, got address %s" % ip
+            status = self.wlan.status()
+            self.wlan.disconnect()
+        finally:
+            self.wlan.config(reconnects=-1)
         if status == network.STAT_WRONG_PASSWORD:
             return False, "wrong password"
         if status == network.STAT_NO_AP_FOUND:

@@ -8,7 +8,8 @@ mark_app_valid_cancel_rollback). Unix port: a file-backed partition under ROOT/f
 same streaming, verify and boot-switch logic runs in the tests.
 """
 import os
-import sys
+
+from . import on_esp32
 
 BLOCK = 4096
 UNIX_SIZE = 0x180000   # the size of a stock 4 MB layout's OTA app partition
@@ -87,11 +88,11 @@ def image_valid(root):
 
 
 def next_slot(root):
-    return EspSlot() if sys.platform.startswith("esp32") else FileSlot(root)
+    return EspSlot() if on_esp32() else FileSlot(root)
 
 
 def mark_valid(root):
-    if sys.platform.startswith("esp32"):
+    if on_esp32():
         import esp32
         try:
             esp32.Partition.mark_app_valid_cancel_rollback()
