@@ -269,3 +269,44 @@ except ota.Rejected as e:
     assert out[2] == "ota_1 new"
     assert out[3] == "valid"
     assert out[4].startswith("rejected hash mismatch")
+
+
+def test_the_whole_app_runs_on_the_esp32_hardware_layer(tmp_path):
+    """dongle.app with METERKIT_HW=esp32: the UART reads a DSMR5 meter, Wi-Fi joins, the
+    watchdog is fed, the status names the platform. Only the storage is moved: the device's
+    LittleFS root ("" in hw/esp32.py) is a temporary folder here, and the ports are free ones."""
+    (tmp_path / "config.json").write_text(json.dumps({
+        "wifi": {"ssid": "home", "password": "secret-pass"}, "meter": {"profile": "dsmr5"},
+        "board": {"name": "esp32-p1"}, "http": {"port": 0}}))
+    out = run("""
+import asyncio, machine, network, os
+os.putenv("METERKIT_HW", "esp32")
+from dongle.hw import esp32 as hw
+hw.data_dir = lambda argv: %r
+hw.board_roots = lambda data: [%r]
+hw.DNS_PORT = 0
+network.AIR[:] = [dict(ssid="home", password="secret-pass", rssi=-58, authmode=3)]
+machine.wire(16, %r, (115200, 8, None, 1, True))
+machine.WIRES[16].repeat = True
+from dongle import app as dongle_app
+a = dongle_app.App(["main.py"])
+async def stop_after_readings():
+    for _ in range(500):
+        if a.stats["readings"] >= 2 and a.wifi.connected:
+            break
+        await asyncio.sleep_ms(10)
+    await asyncio.sleep_ms(1100)         # one housekeeping round
+    a.restart = True
+async def main():
+    asyncio.create_task(stop_after_readings())
+    await a.run()
+asyncio.run(main())
+import json
+status = json.loads(a.status_json())
+print("status", status["device"]["platform"], status["device"]["board"], status["device"]["line"],
+      status["stats"]["readings"] >= 2, status["stats"]["rssi"])
+print("hw", machine.PINS[4].value(), machine.WDTS[-1].timeout, machine.WDTS[-1].feeds > 0,
+      machine.UARTS[-1].inits[-1][4] == machine.UART.INV_RX, machine.UARTS[-1].active)
+""" % (str(tmp_path), str(ROOT / "boards"), dsmr5_telegram()))
+    assert "status esp32 esp32-p1 115200 8N1 inverted True -58" in out, out
+    assert "hw 1 30000 True True False" in out, out
