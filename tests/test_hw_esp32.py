@@ -137,7 +137,7 @@ network.AIR[:] = [dict(ssid="home", password="secret", rssi=-61, authmode=3),
                   dict(ssid="cafe", password="", rssi=-80, authmode=0),
                   dict(ssid="", password="", rssi=-40, authmode=3),
                   dict(ssid=b"bad\\xff", password="", rssi=-50, authmode=0),
-                  dict(ssid="near", password="x", rssi=-30, authmode=4)]
+                  dict(ssid="near", password="x", rssi=-30, authmode=4, wrong_key=204)]
 """
 
 
@@ -174,7 +174,7 @@ def test_try_connect_names_success_wrong_password_and_missing_network():
     out = run(WIFI_PRELUDE + """
 wifi = hw.Wifi("home", "secret")
 async def main():
-    for ssid, password in (("home", "secret"), ("home", "wrong"), ("gone", "x")):
+    for ssid, password in (("home", "secret"), ("home", "wrong"), ("gone", "x"), ("near", "y")):
         print(await wifi.try_connect(ssid, password))
     print(wifi.connected, network.WLAN(network.STA_IF).status())
     await wifi.keep_up()                 # the configured network comes back
@@ -184,7 +184,8 @@ asyncio.run(main())
     assert out[0] == "(True, 'connected, got address 192.168.1.23')"
     assert out[1] == "(False, 'wrong password')"
     assert out[2] == "(False, 'network not found')"
-    assert out[3].startswith("False ") and out[4] == "True"
+    assert out[3] == "(False, 'wrong password (the WPA handshake timed out)')"
+    assert out[4].startswith("False ") and out[5] == "True"
 
 
 def test_access_point_button_led_watchdog_and_the_small_functions():

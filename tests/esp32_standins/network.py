@@ -90,7 +90,9 @@ class WLAN:
         if not found:
             self.reason = STAT_NO_AP_FOUND
         elif found[0]["authmode"] != AUTH_OPEN and found[0]["password"] != key:
-            self.reason = STAT_WRONG_PASSWORD
+            # many access points never say "wrong password": ESP-IDF then reports a timed-out
+            # WPA handshake instead (a network entry may ask for that with wrong_key=204)
+            self.reason = found[0].get("wrong_key", STAT_WRONG_PASSWORD)
         else:
             self.connected, self.reason, self.rssi = True, 0, found[0]["rssi"]
 

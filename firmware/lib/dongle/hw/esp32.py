@@ -111,6 +111,8 @@ class Wifi:
             self.wlan.config(reconnects=-1)
         if status == network.STAT_WRONG_PASSWORD:
             return False, "wrong password"
+        if status == getattr(network, "STAT_HANDSHAKE_TIMEOUT", None):   # how most APs refuse a key
+            return False, "wrong password (the WPA handshake timed out)"
         if status == network.STAT_NO_AP_FOUND:
             return False, "network not found"
         return False, "could not connect (status %s)" % status
