@@ -30,7 +30,8 @@ def main():
     heap = int(args.heap.rstrip("kK")) * 1024
     work = pathlib.Path(tempfile.mkdtemp(prefix="meterkit-bench-"))
     line = MeterLine(Meter("dsmr5", seed=1), count=args.count, interval=args.interval)
-    cfg = {"meter": {"profile": "dsmr5"}, "publish": {"diagnostics_interval": 2, "raw": args.raw}}
+    cfg = {"meter": {"profile": "dsmr5"}, "publish": {"diagnostics_interval": 2, "raw": args.raw},
+           "admin": {"password": "bench-admin"}}   # a dongle past its setup: normal mode
     with Broker(work) as broker, Subscriber(broker.port) as sub:
         fw = Firmware(work, cfg, broker.port, line.port, heapsize=args.heap, compiled=True)
         started = time.monotonic()

@@ -16,7 +16,7 @@ import json
 import sys
 from binascii import unhexlify
 
-from . import profiles
+from . import lazy, profiles, unload
 from .hw import SPOOL_FILE_BYTES, SPOOL_RAM_ITEMS, load as load_hw
 from .publisher import Publisher
 from .reader import Reader, Throttle, ticks_ms
@@ -39,14 +39,6 @@ def _key(text):
     return unhexlify(text) if text else None
 
 
-def _unload(name):
-    """Forget a module needed only at startup (config, board): its code goes back to the heap."""
-    sys.modules.pop("dongle." + name, None)
-    package = sys.modules.get("dongle")
-    if package is not None and hasattr(package, name):
-        delattr(package, name)
-
-
 def _ticks_diff(a, b):
     from time import ticks_diff
     return ticks_diff(a, b)
@@ -64,7 +56,7 @@ class App:
         for problem in problems:
             say("config:", problem)
         del config
-        _unload("config")   # ~15 KB of heap on the unix port; the portal loads it when needed
+        unload("config")   # ~15 KB of heap on the unix port; the portal loads it when needed
         self.stats = dict((name, 0) for name in COUNTERS)
         from . import health   # the version the loader booted (apps/<v>), else VERSION
         self.stats.update(version=health.version(VERSION), last_error=None, mqtt_error=None,
@@ -105,7 +97,7 @@ class App:
             self.stats["last_error"] = str(e)
             return board.load("generic", [])
         finally:
-            _unload("board")
+            unload("board")
 
     def _ssl(self):
         mqtt = self.cfg["mqtt"]
@@ -144,8 +136,7 @@ class App:
                  asyncio.create_task(self._housekeeping())]
         if self.publisher:
             tasks.append(asyncio.create_task(self.publisher.run()))
-        from . import health
-        tasks.append(health.start(self))   # trial watch, OTA checks, HA update entity
+        tasks.append(asyncio.create_task(self._ota()))
         from . import web
         close_web = await web.start(self)
         say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
@@ -180,6 +171,19 @@ class App:
 
     def _all_published(self):
         return self.publisher is None or (len(self.spool) == 0 and self.publisher.idle)
+
+    async def _ota(self):
+        """Trial watch (health.py), HA's update entity, update checks (ota.py): their code is
+        loaded only while it works."""
+        if self.publisher is not None and self.cfg["publish"]["ha_discovery"]:
+            lazy("ota_entity", "attach", self)()
+        await lazy("health", "watch", self)()
+        interval = self.cfg["ota"]["url"] and self.cfg["ota"]["check_interval_s"]
+        check = lazy("ota", "check_for_update", self)
+        while True:
+            await asyncio.sleep(interval or 3600)
+            if interval:
+                await check()
 
     async def _wifi(self):
         while True:

@@ -4,7 +4,7 @@
 
 One HA device per meter; one sensor per harmonized value, state from the harmonized topics; plus
 diagnostic sensors reading <base>/<id>/diagnostics. A generator: the dongle holds one config at
-a time, and loads this module only while it announces (the tables cost heap; unload() frees them).
+a time, and loads this module only while it announces (its tables cost heap; the publisher unloads it afterwards).
 """
 from meterkit.harmonize import QUANTITY, harmonize
 from meterkit.reading import json_string
@@ -50,15 +50,6 @@ def configs(reading, base, prefix="homeassistant", node="meterkit", version=None
     for key, label, device_class, state_class, unit in _DIAGNOSTICS:
         yield _sensor(prefix, object_id, key, label, state, key, status, device,
                       (device_class, state_class, unit), "diagnostic")
-
-
-def unload():
-    """Forget this module (the publisher calls it after announcing): its code returns to the heap."""
-    import sys
-    sys.modules.pop(__name__, None)
-    package = sys.modules.get("dongle")
-    if package is not None and hasattr(package, "discovery"):
-        delattr(package, "discovery")
 
 
 def _kind(quantity):

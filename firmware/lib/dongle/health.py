@@ -1,7 +1,7 @@
 """Which app booted, and whether it is healthy: the other half of the loader (/main.py).
 
-The loader picks the app from /ota/state.json, counts the boot and calls booted(). The `ota`
-task of the running App then watches it for ota.trial_s seconds:
+The loader picks the app from /ota/state.json, counts the boot and calls booted(). The App's
+`ota` task then runs watch(), which watches it for ota.trial_s seconds:
 
 * a trial (a freshly installed version) becomes the active one as soon as meter decoding works
   and MQTT or the web server is up; if that does not happen in time, it is rolled back: the state
@@ -15,8 +15,9 @@ import asyncio
 import json
 import os
 
+from . import BOOT   # set by the loader through booted()
+
 STATE = "/ota/state.json"
-BOOT = {"root": "", "version": None, "mode": "normal"}   # set by the loader through booted()
 
 
 def booted(root, version, mode):
@@ -195,22 +196,3 @@ def prune(root, keep):
     for name in names:
         if name not in keep:
             remove_tree(root + "/apps/" + name)
-
-
-def start(app):
-    """The App's `ota` task (the watch above, then periodic checks of ota.url), and Home
-    Assistant's update entity on the publisher."""
-    if app.publisher is not None and app.cfg["publish"]["ha_discovery"]:
-        from . import ota_entity
-        ota_entity.attach(app)
-    return asyncio.create_task(_run(app))
-
-
-async def _run(app):
-    await watch(app)
-    ota = app.cfg["ota"]
-    if ota["url"] and ota["check_interval_s"]:
-        from .ota import periodic
-        await periodic(app)
-    while True:   # the App treats an ended task as a crash
-        await asyncio.sleep(3600)

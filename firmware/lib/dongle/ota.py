@@ -24,7 +24,7 @@ import sys
 from binascii import hexlify
 from hashlib import sha256
 
-from . import health
+from . import health, lazy
 from .health import exists, kill_point, makedirs, read_state, remove_tree, write_state
 from .ota_http import Rejected, get, get_bytes, split_url
 from .ota_verify import public_key, verify
@@ -285,21 +285,19 @@ async def install(app, url, force=False):
     return version
 
 
-async def periodic(app):
-    """Check ota.url every ota.check_interval_s: note the latest version; install if allowed."""
+async def check_for_update(app):
+    """One check of ota.url (the App runs it every ota.check_interval_s): note the latest
+    version, tell Home Assistant, install it if ota.auto_install allows."""
     ota = app.cfg["ota"]
-    while True:
-        await asyncio.sleep(ota["check_interval_s"])
+    try:
+        doc, _ = await fetch_manifest(ota["url"], health.BOOT["root"])
+    except Rejected as e:
+        app.stats["ota_error"] = "check: %s" % e
+        return
+    app.stats["ota_latest"] = doc["version"]
+    await lazy("ota_entity", "publish_state", app)()
+    if ota["auto_install"] and version_tuple(doc["version"]) > version_tuple(app.stats["version"]):
         try:
-            doc, _ = await fetch_manifest(ota["url"], health.BOOT["root"])
-        except Rejected as e:
-            app.stats["ota_error"] = "check: %s" % e
-            continue
-        app.stats["ota_latest"] = doc["version"]
-        from . import ota_entity
-        await ota_entity.publish_state(app)
-        if ota["auto_install"] and version_tuple(doc["version"]) > version_tuple(app.stats["version"]):
-            try:
-                await install(app, ota["url"])
-            except Rejected:
-                pass   # the reason is in stats["ota_error"]
+            await install(app, ota["url"])
+        except Rejected:
+            pass   # the reason is in stats["ota_error"]

@@ -10,6 +10,8 @@ on the command topic and starts an update from ota.url.
 """
 from meterkit.reading import json_string, json_value
 
+from . import lazy
+
 INSTALL = "install"
 
 
@@ -65,11 +67,11 @@ def messages(app):
 def attach(app):
     """Announce the entity on every connect; HA's install command starts an update from ota.url."""
     p = app.publisher
-    p.extras.append(lambda: messages(app))
-    p.commands[command_topic(p.base, app.node)] = lambda payload: _install(app, payload)
+    p.extras.append(lazy("ota_entity", "messages", app))
+    p.commands[command_topic(p.base, app.node)] = lazy("ota_entity", "install_command", app)
 
 
-def _install(app, payload):
+def install_command(app, payload):
     import asyncio
     if payload != INSTALL.encode():
         return

@@ -10,7 +10,7 @@ import asyncio
 
 from meterkit.errors import FormatError
 
-from . import record, topics
+from . import record, topics, unload
 from .mqtt import MQTTClient, MQTTError
 
 BACKOFF_FIRST_S = 1
@@ -152,7 +152,7 @@ class Publisher:
                                                     self.version):
                 await self.client.publish(topic, payload, retain=True, qos=1)
         finally:
-            discovery.unload()
+            unload("discovery")
 
     async def _move_to(self, device):
         """The first reading of a meter we did not speak for: hand over the status topic and

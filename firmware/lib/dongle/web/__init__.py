@@ -7,7 +7,8 @@ Only the listening socket and this small accept loop stay in the heap: the serve
 without one. Login sessions outlive that, in a list kept here.
 """
 import asyncio
-import sys
+
+from .. import unload
 
 IDLE_S = 30
 # loaded for requests only; none of them is imported by the rest of the runtime
@@ -39,22 +40,12 @@ class Web:
             self.idle_s += 1
             if self.server is not None and not self.server.active and self.idle_s >= IDLE_S:
                 self.server = None
-                unload(HANDLERS)
+                unload(*HANDLERS)
 
     def close(self):
         if self.listener is not None:
             self.listener.close()
             self.listener = None
-
-
-def unload(names):
-    """Forget dongle.<name> modules: their code goes back to the heap until imported again."""
-    for name in names:
-        sys.modules.pop("dongle." + name, None)
-        package, _, leaf = ("dongle." + name).rpartition(".")
-        parent = sys.modules.get(package)
-        if parent is not None and hasattr(parent, leaf):
-            delattr(parent, leaf)
 
 
 async def start(app):
