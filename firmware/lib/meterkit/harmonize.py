@@ -3,94 +3,151 @@
 Names and units are fixed (power in W, energy in kWh, voltage V, current A, gas m3); conversions
 are exact powers of ten on Exact values. The B group (channel) is ignored for electricity, so
 Kamstrup/L+G `1-1:` codes map like `1-0:`.
+
+The tables are strings read on use: a string costs a tenth of the heap of a table of tuples on the
+device, and harmonize() runs once per telegram.
 """
 from .exact import Exact
 
-# (C, D, E) of electricity OBIS codes -> harmonized name, quantity
-_ELECTRIC = (
-    ((1, 7, 0), "power_in", "power"),
-    ((2, 7, 0), "power_out", "power"),
-    ((1, 8, 0), "energy_in", "energy"),
-    ((2, 8, 0), "energy_out", "energy"),
-    ((1, 8, 1), "energy_in_t1", "energy"),
-    ((1, 8, 2), "energy_in_t2", "energy"),
-    ((2, 8, 1), "energy_out_t1", "energy"),
-    ((2, 8, 2), "energy_out_t2", "energy"),
-    ((32, 7, 0), "voltage_l1", "voltage"),
-    ((52, 7, 0), "voltage_l2", "voltage"),
-    ((72, 7, 0), "voltage_l3", "voltage"),
-    ((31, 7, 0), "current_l1", "current"),
-    ((51, 7, 0), "current_l2", "current"),
-    ((71, 7, 0), "current_l3", "current"),
-    ((21, 7, 0), "power_in_l1", "power"),
-    ((41, 7, 0), "power_in_l2", "power"),
-    ((61, 7, 0), "power_in_l3", "power"),
-    ((22, 7, 0), "power_out_l1", "power"),
-    ((42, 7, 0), "power_out_l2", "power"),
-    ((62, 7, 0), "power_out_l3", "power"),
-)
+# (C, D, E) of electricity OBIS codes and the harmonized name, in output order. A name's quantity
+# is the word before its first '_'.
+_ELECTRIC = """
+1.7.0 power_in
+2.7.0 power_out
+1.8.0 energy_in
+2.8.0 energy_out
+1.8.1 energy_in_t1
+1.8.2 energy_in_t2
+2.8.1 energy_out_t1
+2.8.2 energy_out_t2
+32.7.0 voltage_l1
+52.7.0 voltage_l2
+72.7.0 voltage_l3
+31.7.0 current_l1
+51.7.0 current_l2
+71.7.0 current_l3
+21.7.0 power_in_l1
+41.7.0 power_in_l2
+61.7.0 power_in_l3
+22.7.0 power_out_l1
+42.7.0 power_out_l2
+62.7.0 power_out_l3
+"""
+_GAS_AT = len(_ELECTRIC)   # gas comes after every electricity name
 
-# unit the meter states -> power of ten to reach the harmonized unit, per quantity
-_TO_BASE = {
-    "power": {"W": 0, "kW": 3, "MW": 6},
-    "energy": {"kWh": 0, "Wh": -3, "MWh": 3},
-    "voltage": {"V": 0, "kV": 3},
-    "current": {"A": 0, "mA": -3},
-    "gas": {"m3": 0, "dm3": -3},
-}
+# quantity, a unit the meter states, the power of ten that reaches the harmonized unit
+_TO_BASE = """
+power W 0
+power kW 3
+power MW 6
+energy kWh 0
+energy Wh -3
+energy MWh 3
+voltage V 0
+voltage kV 3
+current A 0
+current mA -3
+gas m3 0
+gas dm3 -3
+"""
 
 UNITS = {"power": "W", "energy": "kWh", "voltage": "V", "current": "A", "gas": "m3"}
 
-# name -> quantity, for sinks that need the unit or the topic group of a harmonized name
-QUANTITY = dict((name, quantity) for _, name, quantity in _ELECTRIC)
-QUANTITY["gas"] = "gas"
+
+class _Quantities:
+    """QUANTITY[name] and QUANTITY.get(name): the quantity of a harmonized name, for sinks that
+    need its unit or topic group ('power_in_l1' -> 'power'). A dict would cost ~2 KB of heap."""
+
+    def get(self, name, default=None):
+        if name == "gas":
+            return "gas"
+        if not isinstance(name, str) or " " in name or "\n" in name or " %s\n" % name not in _ELECTRIC:
+            return default
+        return _quantity(name)
+
+    def __getitem__(self, name):
+        quantity = self.get(name)
+        if quantity is None:
+            raise KeyError(name)
+        return quantity
+
+
+def _quantity(name):
+    for quantity in UNITS:
+        if name.startswith(quantity):
+            return quantity
+
+
+QUANTITY = _Quantities()
 
 
 def _split(obis):
-    """'1-0:1.8.0' -> (1, 0, (1, 8, 0)), or None for codes with an F group or odd shape."""
+    """'1-0:1.8.0' -> [1, 0, 1, 8, 0], or None for codes with an F group or odd shape.
+
+    Reads the digits one by one: slices and int() would allocate for every value of every
+    telegram. Anything but plain digit groups takes the general path."""
+    groups = [0]
+    empty = True   # the current group has no digit yet
+    for ch in obis:
+        if "0" <= ch <= "9":
+            groups[-1] = groups[-1] * 10 + ord(ch) - 48
+            empty = False
+        elif not empty and len(groups) < 5 and ch == "-:.."[len(groups) - 1]:
+            groups.append(0)
+            empty = True
+        else:
+            return _split_generally(obis)
+    return groups if len(groups) == 5 and not empty else _split_generally(obis)
+
+
+def _split_generally(obis):
     try:
         ab, cde = obis.split(":")
         a, b = ab.split("-")
         c, d, e = cde.split(".")
-        return int(a), int(b), (int(c), int(d), int(e))
+        return [int(a), int(b), int(c), int(d), int(e)]
     except ValueError:
         return None
 
 
 def _convert(value, quantity):
-    if not isinstance(value.value, Exact):
+    """value (an Exact) in the harmonized unit of quantity, or None for a unit we do not know."""
+    key = "\n%s %s " % (quantity, value.unit)
+    at = _TO_BASE.find(key)
+    if at < 0 or " " in value.unit or "\n" in value.unit:   # (such a unit would match across lines)
+        if quantity == "gas" and not value.unit:
+            return value.value   # some M-Bus gas channels state no unit; m3 is the only one in use
         return None
-    power = _TO_BASE[quantity].get(value.unit)
-    if power is None and quantity == "gas" and not value.unit:
-        power = 0   # some M-Bus gas channels state no unit; m3 is the only one in use
-    if power is None:
-        return None
-    return value.value.scaled(power)
+    at += len(key)
+    power = int(_TO_BASE[at:_TO_BASE.find("\n", at)])
+    return value.value.scaled(power) if power else value.value
 
 
 def harmonize(reading):
     """Reading -> list of (name, Exact) in a fixed order; names the meter does not provide are left out."""
-    found = {}
+    found = {}   # position of the name in _ELECTRIC (gas: _GAS_AT) -> (name, Exact)
     for obis, value in reading.values:
-        parts = _split(obis)
-        if parts is None:
+        if not isinstance(value.value, Exact):
+            continue   # text, timestamps and empty values have no harmonized name
+        groups = _split(obis)
+        if groups is None:
             continue
-        a, b, cde = parts
+        a, b, c, d, e = groups
         if a == 1:
-            for key, name, quantity in _ELECTRIC:
-                if key == cde and name not in found:
-                    converted = _convert(value, quantity)
-                    if converted is not None:
-                        found[name] = converted
-        elif a == 7 or (a == 0 and b >= 1 and cde in ((24, 2, 1), (24, 2, 3), (24, 3, 0))):
-            if _is_gas(reading, b) and "gas" not in found:
-                converted = _convert(value, "gas")
-                if converted is not None:
-                    found["gas"] = converted
-    out = [(name, found[name]) for _, name, _ in _ELECTRIC if name in found]
-    if "gas" in found:
-        out.append(("gas", found["gas"]))
-    return out
+            key = "\n%d.%d.%d " % (c, d, e)
+            at = _ELECTRIC.find(key)
+            if at >= 0 and at not in found:
+                name = _ELECTRIC[at + len(key):_ELECTRIC.find("\n", at + 1)]
+                _keep(found, at, name, _convert(value, _quantity(name)))
+        elif a == 7 or (a == 0 and b >= 1 and c == 24 and (d, e) in ((2, 1), (2, 3), (3, 0))):
+            if _GAS_AT not in found and _is_gas(reading, b):
+                _keep(found, _GAS_AT, "gas", _convert(value, "gas"))
+    return [found[at] for at in sorted(found)]
+
+
+def _keep(found, at, name, converted):
+    if converted is not None:
+        found[at] = (name, converted)
 
 
 def _is_gas(reading, channel):
