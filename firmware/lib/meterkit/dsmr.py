@@ -1,4 +1,4 @@
-"""DSMR P1 telegram text -> Reading, and back (for the simulator and the property tests).
+"""DSMR P1 telegram text -> Reading (the way back, for the simulator and tests: dsmr_encode.py).
 
 Each data line is an OBIS code followed by value groups:
 
@@ -14,7 +14,7 @@ Timestamps YYMMDDhhmmssX: X = W (winter, +01:00) or S (summer, +02:00).
 from .clock import iso_datetime, valid_date
 from .errors import CrcError, FormatError
 from .exact import Exact
-from .link.p1 import check_crc, crc_fields, encode_telegram
+from .link.p1 import check_crc, crc_fields
 from .obis import obis_bytes, obis_text
 from .reading import Reading, Value
 
@@ -24,14 +24,21 @@ _CLOCK_CODE = b"\x00\x00\x01\x00\x00"
 # Equipment identifiers, best first: DSMR 4/5, DSMR 2.2/Iskra/E.ON, Smarty, EasyMeter Q3D.
 METER_IDS = ("0-0:96.1.1", "0-0:96.1.0", "0-0:42.0.0", "0-0:96.1.255", "1-0:0.0.0")
 
-# (C, D) of codes whose unit-less values are text even when they are all digits: identifiers,
+# ' C.D ' of codes whose unit-less values are text even when they are all digits: identifiers,
 # tariff indicator '0002', version '42', messages, status words, error register, time and date.
-_TEXT_CODES = ((96, 1), (96, 13), (96, 14), (0, 2), (42, 0), (0, 0), (96, 5), (97, 97), (0, 9))
-
-_OFFSETS = {"W": 60, "S": 120}
+# (A string: it costs a tenth of the heap of a tuple of tuples on the device.)
+_TEXT_CODES = " 96.1 96.13 96.14 0.2 42.0 0.0 96.5 97.97 0.9 "
 
 # How a code's value group without a unit reads: a number, text, or the telegram time.
 _NUMBER, _TEXT, _TIME = 0, 1, 2
+
+
+def __getattr__(name):
+    # the encoders (simulator, tests) live in dsmr_encode: the dongle only decodes, never loads them
+    if name in ("encode_reading", "dsmr_timestamp"):
+        from . import dsmr_encode
+        return getattr(dsmr_encode, name)
+    raise AttributeError(name)
 
 
 def decode_telegram(frame, crc="enforce"):
@@ -49,7 +56,11 @@ def decode_telegram(frame, crc="enforce"):
     reading = Reading()
     reading.source = "p1"
     _check_crc(data, crc, reading)
-    _parse_lines(_text(data[:end]).split("\n"), reading)
+    try:
+        text = data[:end].decode()
+    except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
+        text = "".join(chr(byte) for byte in data[:end])
+    _parse_lines(text.split("\n"), reading)
     if not reading.values:
         raise FormatError("P1 telegram has no readable data lines")
     reading.meter_id = _meter_id(reading)
@@ -68,13 +79,6 @@ def _check_crc(data, mode, reading):
     if mode == "enforce":
         raise CrcError("P1 CRC mismatch: " + detail)
     reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
-
-
-def _text(data):
-    try:
-        return data.decode()
-    except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
-        return "".join(chr(byte) for byte in data)
 
 
 def _parse_lines(lines, reading):
@@ -102,62 +106,50 @@ def _add_line(reading, number, line):
     """One data line -> (obis, Value) in reading.values, or a warning saying why it was skipped."""
     paren = line.find("(")
     code = _CODES.get(line[:paren]) if paren > 0 else None
-    if code is None or code.line != line:   # most lines repeat from the last telegram
+    if code is None or code[2] != line:   # most lines repeat from the last telegram
         try:
             code = _read_line(line, paren)
         except (ValueError, IndexError, KeyError) as error:
             reading.warnings.append("line %d skipped (%s): %s"
                                     % (number, _message(error), line[:60]))
             return
-    value, unit, timestamp = code.said
-    reading.values.append((code.obis, Value(value, unit, timestamp)))
-    if code.obis == CLOCK:
+    obis, _, _, (value, unit, timestamp) = code
+    reading.values.append((obis, Value(value, unit, timestamp)))
+    if obis == CLOCK:
         reading.timestamp = value
 
 
-def _read_line(line, paren):
-    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> its _Code, saying (Exact, 'm3', iso)."""
-    if paren <= 0:
-        raise ValueError("no OBIS code followed by '('")
-    code = _code(line[:paren])
-    if line.find(")", paren) == len(line) - 1:   # a single value group: most lines
-        value, unit = _scalar(code.kind, line[paren + 1:-1])
-        said = value, unit, None
-    else:
-        said = _interpret(code.kind, _groups(line, paren))
-    code.line, code.said = line, said
-    return code
-
-
-class _Code:
-    """An OBIS code as a meter writes it, and the last line that carried it with what that line
-    said (values are immutable, so an unchanged line's values are shared, not parsed again)."""
-    __slots__ = ("obis", "kind", "line", "said")
-
-    def __init__(self, obis, kind):
-        self.obis = obis    # canonical text
-        self.kind = kind    # how a value group without a unit reads: _NUMBER, _TEXT or _TIME
-        self.line = None
-        self.said = None
-
-
-_CODES = {}   # OBIS text as written -> _Code: a meter repeats the same ~40 codes
+# OBIS text as written -> (canonical text, kind, the last line that carried it, what that line
+# said): a meter repeats the same ~40 codes, and values are immutable, so an unchanged line's
+# values are shared, not parsed again. kind: how a value group without a unit reads.
+_CODES = {}
 MAX_CODES = 128
 
 
-def _code(text):
+def _read_line(line, paren):
+    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> its _CODES entry, saying (Exact, 'm3', iso)."""
+    if paren <= 0:
+        raise ValueError("no OBIS code followed by '('")
+    text = line[:paren]
     known = _CODES.get(text)
     if known is None:
         code = _obis_code(text)
         kind = _NUMBER
         if code[:5] == _CLOCK_CODE:
             kind = _TIME
-        elif (code[2], code[3]) in _TEXT_CODES:
+        elif " %d.%d " % (code[2], code[3]) in _TEXT_CODES:
             kind = _TEXT
-        if len(_CODES) >= MAX_CODES:   # bounded: a noisy line can't grow it
-            _CODES.clear()
-        known = _CODES[text] = _Code(obis_text(code), kind)
-    return known
+        known = (obis_text(code), kind)
+    obis, kind = known[0], known[1]
+    if line.find(")", paren) == len(line) - 1:   # a single value group: most lines
+        value, unit = _scalar(kind, line[paren + 1:-1])
+        said = value, unit, None
+    else:
+        said = _interpret(kind, _groups(line, paren))
+    if len(_CODES) >= MAX_CODES and text not in _CODES:   # bounded: a noisy line can't grow it
+        _CODES.clear()
+    code = _CODES[text] = (obis, kind, line, said)
+    return code
 
 
 def _obis_code(text):
@@ -208,7 +200,7 @@ def _scalar(kind, text):
     text = text.strip()
     if not text:
         return None, ""
-    if kind == _TIME or (text[-1] in _OFFSETS and _is_timestamp(text)):
+    if kind == _TIME or (text[-1] in "WS" and _is_timestamp(text)):
         return iso_timestamp(text), ""
     number, star, unit = text.rpartition("*")
     if star:
@@ -234,16 +226,8 @@ def iso_timestamp(text):
     year = 2000 + yy if yy < 70 else 1900 + yy   # M-Bus "no time yet" is 700101010000W (epoch 0)
     if not valid_date(year, mo, d, h, mi, s):
         raise ValueError("impossible date: '%s'" % text)
-    return iso_datetime(year, mo, d, h, mi, s, _OFFSETS.get(text[12:]))
-
-
-def dsmr_timestamp(iso):
-    """'2016-11-13T20:57:57+01:00' -> '161113205757W' (DSMR can only say +01:00 or +02:00)."""
-    digits = iso[2:4] + iso[5:7] + iso[8:10] + iso[11:13] + iso[14:16] + iso[17:19]
-    suffix = {"": "", "+01:00": "W", "+02:00": "S"}.get(iso[19:])
-    if suffix is None or len(iso) < 19 or not digits.isdigit():
-        raise FormatError("DSMR cannot state this time: %r" % iso)
-    return digits + suffix
+    suffix = text[12:]   # W: winter time, +01:00; S: summer time, +02:00
+    return iso_datetime(year, mo, d, h, mi, s, 60 if suffix == "W" else 120 if suffix == "S" else None)
 
 
 def _meter_id(reading):
@@ -259,30 +243,3 @@ def _message(error):
     if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str):
         return error.args[0]
     return "malformed line"
-
-
-def encode_reading(header, values, timestamp=None):
-    """Header + (obis, Value) pairs (+ telegram time, ISO) -> a valid telegram with CRC."""
-    lines = []
-    if timestamp is not None:
-        lines.append("%s(%s)" % (CLOCK, dsmr_timestamp(timestamp)))
-    for obis, value in values:
-        groups = "(%s)" % _encode_value(obis, value)
-        if value.timestamp is not None:
-            groups = "(%s)" % dsmr_timestamp(value.timestamp) + groups
-        lines.append(obis + groups)
-    return encode_telegram(header, lines)
-
-
-def _encode_value(obis, value):
-    v = value.value
-    if v is None:
-        return ""
-    if isinstance(v, Exact):
-        return "%s*%s" % (v, value.unit) if value.unit else str(v)
-    if obis == CLOCK:
-        return dsmr_timestamp(v)
-    for bad in "()!\r\n":
-        if bad in v:
-            raise FormatError("a P1 text value cannot contain %r" % bad)
-    return v

@@ -94,7 +94,10 @@ def _trailer_length(buf, start, i):
 
 def crc_fields(frame):
     """(stated, computed): the checksum text after '!' ('' when absent) and the CRC of '/'…'!'."""
-    frame = _as_bytes(frame)
+    if isinstance(frame, str):
+        frame = frame.encode()
+    elif not isinstance(frame, bytes):
+        frame = bytes(frame)
     bang = frame.find(b"!")
     if bang < 0:
         raise FormatError("P1 telegram has no '!' end marker (cut short?)")
@@ -121,17 +124,10 @@ def check_crc(frame):
     return False
 
 
-def encode_telegram(header, lines, crc=True):
-    """'/' + header, a blank line, the data lines, '!' and (if crc) the CRC16/ARC, all CR LF."""
-    body = "/" + header + "\r\n\r\n" + "".join(line + "\r\n" for line in lines) + "!"
-    data = body.encode()
-    if crc:
-        data += b"%04X" % crc16_arc(data)
-    return data + b"\r\n"
-
-
-def _as_bytes(frame):
-    if isinstance(frame, str):
-        return frame.encode()
-    return frame if isinstance(frame, bytes) else bytes(frame)
+def __getattr__(name):
+    # the encoder (simulator, tests) lives in dsmr_encode: the dongle only decodes, never loads it
+    if name == "encode_telegram":
+        from ..dsmr_encode import encode_telegram
+        return encode_telegram
+    raise AttributeError(name)
 
