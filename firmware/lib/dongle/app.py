@@ -56,13 +56,13 @@ class App:
         for problem in problems:
             say("config:", problem)
         del config
-        unload("config")   # ~15 KB of heap on the unix port; the portal loads it when needed
+        unload("config", "web.auth")   # ~18 KB of heap on the unix port; loaded again when needed
         self.stats = dict((name, 0) for name in COUNTERS)
         from . import health   # the version the loader booted (apps/<v>), else VERSION
         self.stats.update(version=health.version(VERSION), last_error=None, mqtt_error=None,
                           meter_error=None)
         self.started = ticks_ms()
-        self.last_reading = None
+        self._last_record = None   # the newest reading, as its compact spool record
         self.board = self._board(cfg["board"]["name"])
         meter = cfg["meter"]
         self.auto = profiles.AutoLine(profiles.lines(meter["profile"]),
@@ -117,8 +117,17 @@ class App:
         with open(self.data + "/meter_id", "w") as f:
             f.write(device)
 
-    def _on_reading(self, reading):
-        self.last_reading = reading
+    @property
+    def last_reading(self):
+        """The newest Reading, for the web page. Kept as its record: a Reading is a hundred small
+        objects on the heap, the record one."""
+        if self._last_record is None:
+            return None
+        from .record import decode
+        return decode(self._last_record)[0]
+
+    def _on_reading(self, reading, item):
+        self._last_record = item
         if self.history is not None:
             from .reader import now_s
             self.history.add_reading(reading, now_s())
@@ -217,7 +226,8 @@ class App:
             await self.publisher.publish_diagnostics()
 
     def status_json(self):
-        reading = self.last_reading.to_json() if self.last_reading else "null"
+        reading = self.last_reading
+        reading = reading.to_json() if reading else "null"
         info = {"board": self.board["name"], "profile": self.cfg["meter"]["profile"],
                 "line": profiles.describe(self.auto.line), "line_locked": self.auto.locked,
                 "node": self.node, "platform": self.hw.NAME}

@@ -62,7 +62,7 @@ class Reader:
         self.decoder = StreamDecoder(key, auth_key, framings=framings or FRAMINGS)
         self.throttle = throttle or Throttle()
         self.finite = finite          # a capture or a test: stop at the end of the input
-        self.on_reading = on_reading  # callback(reading) for the status page and the console
+        self.on_reading = on_reading  # callback(reading, its spool record): status page, console
         self.wake = asyncio.Event()   # set when the spool got something
         self.ended = False
         self._tail = memoryview(bytearray(RAW_TAIL))
@@ -120,12 +120,13 @@ class Reader:
             self.stats["throttled"] += 1
             return
         try:
-            self.spool.put(record.encode(reading, now))
+            item = record.encode(reading, now)
+            self.spool.put(item)
         except ValueError as e:   # bigger than a spool item may be: say so, keep going
             self.stats["last_error"] = "reading not queued: %s" % e
             self.stats["dropped_oversize"] += 1
             return
         self.stats["readings"] += 1
         if self.on_reading:
-            self.on_reading(reading)
+            self.on_reading(reading, item)
         self.wake.set()

@@ -13,11 +13,9 @@ numbers, and each one sits right after its predecessor, or at offset 0 when it d
 the end. On open the file is scanned: a torn record (power cut mid-write) fails its CRC and is
 discarded. What was still only in RAM is lost in a crash; flush() spills it first.
 
-Default sizes: 64 items in RAM (~6-19 KB of heap while the broker is down, nothing while it is
-up: items leave RAM as soon as they are published) and a 192 KB ring file (196608 bytes of
-flash): 632 records of 300 bytes, i.e. 10.5 minutes of one reading per second (29 min at 100
-bytes). Popping writes one byte in place (LittleFS rewrites that block); while the broker is up,
-items never reach flash. The stock ESP32 build has a ~2 MB LittleFS partition.
+The dongle's sizes are in hw/__init__.py (SPOOL_RAM_ITEMS, SPOOL_FILE_BYTES: a few items in RAM,
+a 512 KB ring file, > 10 minutes of DSMR5). Popping writes one byte in place (LittleFS rewrites
+that block); while the broker keeps up, items never reach flash.
 """
 import os
 

@@ -23,8 +23,9 @@ import sys
 # 300-1100 bytes (~700 on average over the telegrams in the test vectors; long hex ids and texts
 # dominate) + 11 bytes of ring header, so 524288 / 760 = 689 records = 11.5 minutes (Smarty every
 # 10 s: ~2 hours; M-Bus every 5 s: ~1 hour). 512 KB is a quarter of the stock ~2 MB LittleFS.
-# 16 items in RAM are ~12 KB of heap while the broker is away (60-90 KB free with Wi-Fi up).
-SPOOL_RAM_ITEMS = 16
+# RAM holds the few items the publisher is working through; more spill to the file. 4 items are
+# ~3 KB of heap; a bigger RAM queue only fragments the heap while the broker is slow or away.
+SPOOL_RAM_ITEMS = 4
 SPOOL_FILE_BYTES = 524288
 
 
