@@ -1,0 +1,65 @@
+"""The DLMS side of StreamDecoder: HDLC, M-Bus and 0xDB (general-glo-ciphering) framings, keys
+and APDUs. Loaded only by a decoder that looks for those framings or reads its `security` or
+`apdu`: a P1 dongle never does, and code it never runs would still cost it heap."""
+from .errors import CrcError
+
+
+def framer(decoder, name):
+    """(first byte, frame_length, handler) of one framing for decoder._framers."""
+    if name == "glo":
+        from .security import glo_frame_length
+        return 0xDB, glo_frame_length, lambda frame: _glo(decoder, frame)
+    if name == "hdlc":
+        from .link import hdlc
+        decoder.hdlc = hdlc.Reassembler()
+        return 0x7E, hdlc.frame_length, lambda frame: _reassembled(decoder, decoder.hdlc, frame, "hdlc")
+    from .link import mbus
+    decoder.mbus = mbus.Reassembler()
+    return 0x68, mbus.frame_length, lambda frame: _reassembled(decoder, decoder.mbus, frame, "mbus")
+
+
+def security(decoder):
+    from .security import Security
+    return Security(decoder.key, decoder.auth_key)
+
+
+def apdu(decoder):
+    from .dlms.apdu import ApduDecoder
+    return ApduDecoder(decoder.security)
+
+
+def _reassembled(decoder, reassembler, frame, source):
+    apdu = reassembler.push(frame)
+    return None if apdu is None else _sourced(decoder.apdu.decode(apdu), source)
+
+
+def _glo(decoder, frame):
+    """0xDB straight on the line: Smarty/T210-D P1 (plaintext is a telegram) or a bare APDU."""
+    from .link.p1 import check_crc
+    from .security import LUXEMBOURG_AK
+    result, authenticated, warnings = decoder.security.open(
+        frame, lambda plaintext: _glo_plaintext(decoder, plaintext), default_auth_key=LUXEMBOURG_AK)
+    if result is None:
+        return None
+    if result.source == "p1" and check_crc(result.raw) is False and authenticated is not True:
+        # the tag did not vouch for this plaintext, so the telegram's own CRC must
+        raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")
+    result.authenticated = authenticated
+    result.warnings.extend(warnings)
+    result.source = "sht" if result.source == "p1" else result.source
+    return result
+
+
+def _glo_plaintext(decoder, plaintext):
+    if plaintext[:1] == b"/":
+        from .dsmr import decode_telegram
+        reading = decode_telegram(plaintext, crc="warn")
+        reading.raw = plaintext
+        return reading
+    return _sourced(decoder.apdu.decode_plain(plaintext), "apdu")
+
+
+def _sourced(reading, source):
+    if reading is not None and not reading.source:
+        reading.source = source
+    return reading
