@@ -1,8 +1,8 @@
 """A decoded frame: the meter's values, exact, in stream order, plus what we know about it.
 
-`to_json()` writes the decode contract's line. It is written here, not with a json module, so that
-CPython and MicroPython print byte-identical output (MicroPython dicts are unordered and its json
-escapes differently) and so that Exact numbers print as the meter stated them.
+`to_json()` writes the decode contract's line (reading_json.py). json_string/json_value write JSON
+by hand, not with a json module, so that CPython and MicroPython print byte-identical output
+(MicroPython's json escapes differently) and Exact numbers print as the meter stated them.
 """
 from .exact import Exact
 
@@ -40,32 +40,9 @@ class Reading:
         return None
 
     def to_json(self, harmonized=None):
-        from .harmonize import harmonize
-        if harmonized is None:
-            harmonized = harmonize(self)
-        parts = [
-            '"meter_id": ' + json_value(self.meter_id),
-            '"timestamp": ' + json_value(self.timestamp),
-            '"authenticated": ' + json_value(self.authenticated),
-            '"values": {' + ", ".join(_value_json(k, v) for k, v in self.values) + "}",
-            '"harmonized": {' + ", ".join(
-                json_string(k) + ": " + json_value(v) for k, v in harmonized) + "}",
-        ]
-        if self.warnings:
-            parts.append('"warnings": [' + ", ".join(json_string(w) for w in self.warnings) + "]")
-        return "{" + ", ".join(parts) + "}"
-
-
-def _value_json(obis, v):
-    text = json_string(obis) + ': {"value": ' + json_value(v.value) + ', "unit": ' + json_string(v.unit)
-    if v.timestamp is not None:
-        text += ', "timestamp": ' + json_string(v.timestamp)
-    return text + "}"
-
-
-def error_json(error):
-    """The contract's line for a rejected frame."""
-    return '{"error": {"kind": %s, "message": %s}}' % (json_string(error.kind), json_string(error.message))
+        """The decode contract's line (written in reading_json, which the dongle never loads)."""
+        from .reading_json import reading_json
+        return reading_json(self, harmonized)
 
 
 def json_value(v):
@@ -81,21 +58,22 @@ def json_value(v):
 
 
 def json_string(s):
+    for ch in s:
+        if ch == '"' or ch == "\\" or not " " <= ch <= "~":
+            break
+    else:
+        return '"%s"' % s   # nothing to escape: most names, topics and values
     out = ['"']
     for ch in s:
         code = ord(ch)
         if ch == '"' or ch == "\\":
             out.append("\\" + ch)
+        elif code > 0xFFFF:   # JSON wants a surrogate pair
+            code -= 0x10000
+            out.append("\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF)))
         elif code < 0x20 or code > 0x7E:
-            out.append(_u_escape(code))
+            out.append("\\u%04x" % code)
         else:
             out.append(ch)
     out.append('"')
     return "".join(out)
-
-
-def _u_escape(code):
-    if code > 0xFFFF:   # JSON wants a surrogate pair
-        code -= 0x10000
-        return _u_escape(0xD800 + (code >> 10)) + _u_escape(0xDC00 + (code & 0x3FF))
-    return "\\u%04x" % code
