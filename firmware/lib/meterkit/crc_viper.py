@@ -1,24 +1,21 @@
 """CRC-16 hot loops in @micropython.viper: ~10x the table code on MicroPython.
 
 Imported by crc.py only on MicroPython (elsewhere `import micropython` fails and crc.py falls
-back). The 256-entry tables live in bytearrays read as 16-bit words.
+back). The 256-entry tables live in bytearrays read as 16-bit words; module code builds them
+(it is freed after import, a function would stay on the heap).
 """
 import micropython
 
-
-def _table(poly):
-    table = bytearray(512)
-    for byte in range(256):
-        crc = byte
+_ARC = bytearray(512)   # poly 0x8005 reflected
+_X25 = bytearray(512)   # poly 0x1021 reflected
+for _table, _poly in ((_ARC, 0xA001), (_X25, 0x8408)):
+    for _byte in range(256):
+        _value = _byte
         for _ in range(8):
-            crc = (crc >> 1) ^ poly if crc & 1 else crc >> 1
-        table[2 * byte] = crc & 0xFF
-        table[2 * byte + 1] = crc >> 8
-    return table
-
-
-_ARC = _table(0xA001)
-_X25 = _table(0x8408)
+            _value = (_value >> 1) ^ _poly if _value & 1 else _value >> 1
+        _table[2 * _byte] = _value & 0xFF
+        _table[2 * _byte + 1] = _value >> 8
+del _table, _poly, _byte, _value, _
 
 
 @micropython.viper
