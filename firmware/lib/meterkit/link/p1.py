@@ -12,20 +12,14 @@ from ..errors import FormatError
 
 MAX_TELEGRAM = 4096   # Fluvius e-MUCS telegrams reach ~3.5 KB
 
-_SLASH, _BANG, _CR, _LF = 0x2F, 0x21, 0x0D, 0x0A
-
-
-def _byte_table(good):
-    table = bytearray(256)
-    for byte in good:
-        table[byte] = 1
-    return bytes(table)
-
-
-# Bytes a telegram may carry before '!': printable ASCII, CR, LF, TAB, and STX, which Iskra meters
-# put into their header ('/ISk5<STX>MIE5T-200'). Anything else means binary data, not P1.
-_TEXT = _byte_table(list(range(0x20, 0x7F)) + [_CR, _LF, 0x09, 0x02])
-_HEX = _byte_table(b"0123456789ABCDEFabcdef")
+# Bytes a telegram may carry before '!' (1 in this table): printable ASCII, CR, LF, TAB, and STX,
+# which Iskra meters put into their header ('/ISk5<STX>MIE5T-200'). Anything else means binary
+# data, not P1. (Built by module code, which is freed after import; a function would stay.)
+_TEXT = bytearray(256)
+for _byte in list(range(0x20, 0x7F)) + [0x0D, 0x0A, 0x09, 0x02]:
+    _TEXT[_byte] = 1
+_TEXT = bytes(_TEXT)
+del _byte
 
 
 def frame_length(buf, start):
@@ -33,20 +27,20 @@ def frame_length(buf, start):
     size = len(buf)
     if start >= size:
         return 0
-    if buf[start] != _SLASH:
+    if buf[start] != 0x2F:   # '/'
         return -1
     limit = min(size, start + MAX_TELEGRAM)
     bang = buf.find(b"!", start + 1, limit)
     end = limit if bang < 0 else bang
-    if _has_binary(buf, start + 1, end) or buf.find(b"\n/", start, end) >= 0:
+    if _has_binary(_TEXT, buf, start + 1, end) or buf.find(b"\n/", start, end) >= 0:
         return -1   # binary data, or a new telegram began: this one was cut short
     if bang < 0:
         return -1 if limit == start + MAX_TELEGRAM else 0
     return _trailer_length(buf, start, bang + 1)
 
 
-def _has_binary_python(buf, start, end):
-    text = _TEXT
+def _has_binary_python(text, buf, start, end):
+    """True if buf[start:end] holds a byte the text table does not allow."""
     for i in range(start, end):
         if not text[buf[i]]:
             return True
@@ -61,15 +55,12 @@ elif hasattr(bytes, "translate"):
     _TEXT_CHARS = bytes(i for i in range(256) if _TEXT[i])
     BACKEND = "cpython"
 
-    def _has_binary(buf, start, end):
+    def _has_binary(text, buf, start, end):
         # CPython: delete every text byte in C; anything left over is binary
         return bool(bytes(buf[start:end]).translate(None, _TEXT_CHARS))
 else:
     try:
-        from .p1_viper import has_binary as _viper_has_binary
-
-        def _has_binary(buf, start, end):
-            return _viper_has_binary(_TEXT, buf, start, end)
+        from .p1_viper import has_binary as _has_binary
         BACKEND = "viper"
     except ImportError:   # a MicroPython build without the native emitter: stay with Python
         pass
@@ -79,17 +70,17 @@ def _trailer_length(buf, start, i):
     """After '!': up to four hex digits, then CR LF (or a bare LF)."""
     size = len(buf)
     digits_end = min(size, i + 4)
-    while i < digits_end and _HEX[buf[i]]:
+    while i < digits_end and buf[i] in b"0123456789ABCDEFabcdef":
         i += 1
     if i >= size:
         return 0
-    if buf[i] == _LF:
+    if buf[i] == 0x0A:   # LF
         return i + 1 - start
-    if buf[i] != _CR:
+    if buf[i] != 0x0D:   # CR
         return -1
     if i + 1 >= size:
         return 0
-    return i + 2 - start if buf[i + 1] == _LF else -1
+    return i + 2 - start if buf[i + 1] == 0x0A else -1
 
 
 def crc_fields(frame):
@@ -102,7 +93,7 @@ def crc_fields(frame):
     if bang < 0:
         raise FormatError("P1 telegram has no '!' end marker (cut short?)")
     end = bang + 1
-    while end < len(frame) and frame[end] not in (_CR, _LF):
+    while end < len(frame) and frame[end] not in b"\r\n":
         end += 1
     stated = "".join(chr(byte) for byte in frame[bang + 1:end]).strip()
     return stated, crc16_arc(frame, 0, bang + 1)

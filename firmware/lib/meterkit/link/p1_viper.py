@@ -3,15 +3,11 @@ import micropython
 
 
 @micropython.viper
-def _first_binary(text: ptr8, buf: ptr8, start: int, end: int) -> int:
+def has_binary(text: ptr8, buf: ptr8, start: int, end: int) -> bool:
+    """True if buf[start:end] holds a byte the text table does not allow."""
     i = start
     while i < end:
         if text[buf[i]] == 0:
-            return i
+            return True
         i += 1
-    return -1
-
-
-def has_binary(text_table, buf, start, end):
-    """True if buf[start:end] holds a byte the text table does not allow."""
-    return _first_binary(text_table, buf, start, end) >= 0
+    return False
