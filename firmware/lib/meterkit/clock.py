@@ -11,21 +11,16 @@ def iso_datetime(year, month, day, hour, minute, second, offset_minutes=None):
     return text + "%s%02d:%02d" % (sign, off // 60, off % 60)
 
 
-def _days_from_civil(y, m, d):
-    # Howard Hinnant's days-from-civil algorithm: days since 1970-01-01.
+def epoch_seconds(iso):
+    """Seconds since 1970 UTC for an ISO text from iso_datetime (naive text is taken as UTC)."""
+    y, m, d = int(iso[0:4]), int(iso[5:7]), int(iso[8:10])
+    # Howard Hinnant's days-from-civil algorithm: days since 1970-01-01
     y -= m <= 2
     era = (y if y >= 0 else y - 399) // 400
     yoe = y - era * 400
     doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-def epoch_seconds(iso):
-    """Seconds since 1970 UTC for an ISO text from iso_datetime (naive text is taken as UTC)."""
-    y, mo, d = int(iso[0:4]), int(iso[5:7]), int(iso[8:10])
-    h, mi, s = int(iso[11:13]), int(iso[14:16]), int(iso[17:19])
-    seconds = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    seconds = days * 86400 + int(iso[11:13]) * 3600 + int(iso[14:16]) * 60 + int(iso[17:19])
     rest = iso[19:]
     if rest and rest[0] in "+-":
         off = int(rest[1:3]) * 60 + int(rest[4:6])

@@ -55,7 +55,15 @@ def decode_telegram(frame, crc="enforce"):
         raise FormatError("P1 telegram has no '!' end marker (cut short?)")
     reading = Reading()
     reading.source = "p1"
-    _check_crc(data, crc, reading)
+    if crc != "ignore":
+        if crc not in ("enforce", "warn"):
+            raise ValueError("crc must be 'enforce', 'warn' or 'ignore'")
+        if check_crc(data) is False:
+            stated, computed = crc_fields(data)
+            detail = "telegram says %s, computed %04X" % (stated, computed)
+            if crc == "enforce":
+                raise CrcError("P1 CRC mismatch: " + detail)
+            reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
     try:
         text = data[:end].decode()
     except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
@@ -63,22 +71,12 @@ def decode_telegram(frame, crc="enforce"):
     _parse_lines(text.split("\n"), reading)
     if not reading.values:
         raise FormatError("P1 telegram has no readable data lines")
-    reading.meter_id = _meter_id(reading)
+    for obis in METER_IDS:   # the best identifier the telegram states as text
+        value = reading.get(obis)
+        if value is not None and isinstance(value.value, str):
+            reading.meter_id = value.value
+            break
     return reading
-
-
-def _check_crc(data, mode, reading):
-    if mode == "ignore":
-        return
-    if mode not in ("enforce", "warn"):
-        raise ValueError("crc must be 'enforce', 'warn' or 'ignore'")
-    if check_crc(data) is not False:
-        return
-    stated, computed = crc_fields(data)
-    detail = "telegram says %s, computed %04X" % (stated, computed)
-    if mode == "enforce":
-        raise CrcError("P1 CRC mismatch: " + detail)
-    reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
 
 
 def _parse_lines(lines, reading):
@@ -110,8 +108,11 @@ def _add_line(reading, number, line):
         try:
             code = _read_line(line, paren)
         except (ValueError, IndexError, KeyError) as error:
-            reading.warnings.append("line %d skipped (%s): %s"
-                                    % (number, _message(error), line[:60]))
+            # our own ValueError texts; never a built-in's (CPython and MicroPython word those apart)
+            why = "malformed line"
+            if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str):
+                why = error.args[0]
+            reading.warnings.append("line %d skipped (%s): %s" % (number, why, line[:60]))
             return
     obis, _, _, (value, unit, timestamp) = code
     reading.values.append((obis, Value(value, unit, timestamp)))
@@ -133,7 +134,14 @@ def _read_line(line, paren):
     text = line[:paren]
     known = _CODES.get(text)
     if known is None:
-        code = _obis_code(text)
+        # '1-0:1.8.0' or EasyMeter's '1-0:1.8.0*255' -> 6 bytes
+        base, star, group_f = text.strip().partition("*")
+        code = obis_bytes(base)
+        if star:
+            f = int(group_f) if group_f.isdigit() else -1
+            if not 0 <= f <= 255:
+                raise ValueError("bad OBIS code: '%s'" % text)
+            code = code[:5] + bytes((f,))
         kind = _NUMBER
         if code[:5] == _CLOCK_CODE:
             kind = _TIME
@@ -149,18 +157,6 @@ def _read_line(line, paren):
     if len(_CODES) >= MAX_CODES and text not in _CODES:   # bounded: a noisy line can't grow it
         _CODES.clear()
     code = _CODES[text] = (obis, kind, line, said)
-    return code
-
-
-def _obis_code(text):
-    """'1-0:1.8.0' or EasyMeter's '1-0:1.8.0*255' -> 6 bytes."""
-    base, star, group_f = text.strip().partition("*")
-    code = obis_bytes(base)
-    if star:
-        f = int(group_f) if group_f.isdigit() else -1
-        if not 0 <= f <= 255:
-            raise ValueError("bad OBIS code: '%s'" % text)
-        code = code[:5] + bytes((f,))
     return code
 
 
@@ -228,18 +224,3 @@ def iso_timestamp(text):
         raise ValueError("impossible date: '%s'" % text)
     suffix = text[12:]   # W: winter time, +01:00; S: summer time, +02:00
     return iso_datetime(year, mo, d, h, mi, s, 60 if suffix == "W" else 120 if suffix == "S" else None)
-
-
-def _meter_id(reading):
-    for obis in METER_IDS:
-        value = reading.get(obis)
-        if value is not None and isinstance(value.value, str):
-            return value.value
-    return None
-
-
-def _message(error):
-    """Our own ValueError texts; never a built-in's (CPython and MicroPython word those apart)."""
-    if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str):
-        return error.args[0]
-    return "malformed line"

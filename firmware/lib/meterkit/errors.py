@@ -13,7 +13,7 @@ class DecodeError(Exception):
 
 
 class FormatError(DecodeError):
-    kind = "format"
+    pass   # kind "format", as DecodeError
 
 
 class CrcError(DecodeError):

@@ -33,28 +33,13 @@ class Exact:
         """This value times 10**power, exactly (a DLMS scaler, or kW -> W)."""
         return Exact(self.mantissa, self.exponent + power)
 
-    def is_zero(self):
-        return self.mantissa == 0
-
-    def normalized(self):
-        """Same value with trailing zeros of the mantissa folded into the exponent."""
-        m, e = self.mantissa, self.exponent
-        while m and m % 10 == 0:
-            m //= 10
-            e += 1
-        return Exact(m, e) if m else Exact(0, 0)
-
     def __eq__(self, other):
         if isinstance(other, int):
             other = Exact(other)
-        if not isinstance(other, Exact):
-            return False
-        a, b = self.normalized(), other.normalized()
-        return a.mantissa == b.mantissa and a.exponent == b.exponent
+        return isinstance(other, Exact) and _normal(self) == _normal(other)
 
     def __hash__(self):
-        n = self.normalized()
-        return hash((n.mantissa, n.exponent))
+        return hash(_normal(self))
 
     def __str__(self):
         m, e = self.mantissa, self.exponent
@@ -69,3 +54,12 @@ class Exact:
 
     def __repr__(self):
         return "Exact(%s)" % self
+
+
+def _normal(number):
+    """(mantissa, exponent) with the mantissa's trailing zeros folded into the exponent."""
+    m, e = number.mantissa, number.exponent
+    while m and m % 10 == 0:
+        m //= 10
+        e += 1
+    return (m, e) if m else (0, 0)

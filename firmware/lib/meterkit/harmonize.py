@@ -138,16 +138,15 @@ def harmonize(reading):
             at = _ELECTRIC.find(key)
             if at >= 0 and at not in found:
                 name = _ELECTRIC[at + len(key):_ELECTRIC.find("\n", at + 1)]
-                _keep(found, at, name, _convert(value, _quantity(name)))
+                converted = _convert(value, _quantity(name))
+                if converted is not None:
+                    found[at] = (name, converted)
         elif a == 7 or (a == 0 and b >= 1 and c == 24 and (d, e) in ((2, 1), (2, 3), (3, 0))):
             if _GAS_AT not in found and _is_gas(reading, b):
-                _keep(found, _GAS_AT, "gas", _convert(value, "gas"))
+                converted = _convert(value, "gas")
+                if converted is not None:
+                    found[_GAS_AT] = ("gas", converted)
     return [found[at] for at in sorted(found)]
-
-
-def _keep(found, at, name, converted):
-    if converted is not None:
-        found[at] = (name, converted)
 
 
 def _is_gas(reading, channel):

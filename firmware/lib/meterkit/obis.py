@@ -10,22 +10,16 @@ MAX_TEXTS = 128
 
 def obis_text(code):
     """6 bytes (DLMS logical name) or a 5/6-tuple -> 'A-B:C.D.E[.F]'."""
-    if type(code) is not bytes:   # bytearrays can't be keys; tuples are rare
-        return _format(code)
-    text = _TEXTS.get(code)
+    cacheable = type(code) is bytes   # bytearrays can't be keys; tuples are rare
+    text = _TEXTS.get(code) if cacheable else None
     if text is None:
-        text = _format(code)
-        if len(_TEXTS) >= MAX_TEXTS:   # bounded: noise can't grow it
-            _TEXTS.clear()
-        _TEXTS[code] = text
-    return text
-
-
-def _format(code):
-    a, b, c, d, e = code[0], code[1], code[2], code[3], code[4]
-    text = "%d-%d:%d.%d.%d" % (a, b, c, d, e)
-    if len(code) > 5 and code[5] != 255:
-        text += ".%d" % code[5]
+        text = "%d-%d:%d.%d.%d" % (code[0], code[1], code[2], code[3], code[4])
+        if len(code) > 5 and code[5] != 255:
+            text += ".%d" % code[5]
+        if cacheable:
+            if len(_TEXTS) >= MAX_TEXTS:   # bounded: noise can't grow it
+                _TEXTS.clear()
+            _TEXTS[code] = text
     return text
 
 
