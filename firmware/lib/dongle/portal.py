@@ -2,7 +2,8 @@
 
     setup = Setup(configured, ssid, ap_after_s, ap_timeout_s, pending)
     actions = setup.step(now_s, connected, pressed)   # ["ap_up" | "ap_down" | "factory_reset"]
-    portal = Portal(app); await portal.run()           # the same, wired to the hardware
+    portal = Portal(app, button); await portal.run()   # the same, wired to the hardware, until
+                                                       # the setup is back to normal and quiet
 
 The access point (named meterkit-<device id>) is up, and the mode is "setup":
   * on first boot and after a factory reset (no admin password yet), until the setup is saved;
@@ -11,13 +12,16 @@ The access point (named meterkit-<device id>) is up, and the mode is "setup":
   * when the configured Wi-Fi has been unreachable for wifi.ap_after_s; it closes when the
     station connects again, or after ap.timeout s (then the count starts over).
 Holding the button for LONG_PRESS_S is a factory reset. Setup is a pure state machine (tested
-with made-up clocks); Portal does the I/O once a second.
+with made-up clocks); Portal does the I/O once a second. A dongle in normal mode with its Wi-Fi
+up does not even load this module: web.start() watches the cheap signs (no admin password, the
+marker, Wi-Fi down, button held) and runs a Portal while it has something to do.
 """
 import asyncio
 import os
 
+from .web import PENDING
+
 LONG_PRESS_S = 5
-PENDING = "/ap_pending"
 RESET_FILES = ("/meter_id", "/history", PENDING)
 # a factory reset forgets everything but what describes the hardware (and the unix port's setup)
 KEPT = (("board", "name"), ("meter", "source"), ("http", "port"))
@@ -37,6 +41,12 @@ class Setup:
     @property
     def mode(self):
         return "setup" if self.ap else "normal"
+
+    @property
+    def quiet(self):
+        """Normal mode with nothing under way: no timer running, nothing pending."""
+        return (self.configured and not self.ap and not self.pending
+                and self.down_since is None and self.pressed_since is None)
 
     def step(self, now, connected, pressed=False):
         actions = []
@@ -80,12 +90,11 @@ class Setup:
 class Portal:
     """Setup wired to the access point, captive DNS, button and marker file of one App."""
 
-    def __init__(self, app):
+    def __init__(self, app, button):
         self.app = app
         cfg = app.cfg
-        hw = app.hw
-        self.ap = hw.AccessPoint()
-        self.button = hw.Button(app.board, app.data)
+        self.ap = app.hw.AccessPoint()
+        self.button = button
         self.setup = Setup(bool(cfg["admin"]["password"]), cfg["wifi"]["ssid"],
                            cfg["wifi"]["ap_after_s"], cfg["ap"]["timeout"],
                            _exists(app.data + PENDING))
@@ -97,19 +106,22 @@ class Portal:
         return self.setup.mode
 
     async def run(self):
+        """Until the setup is quiet again (at once, if it never needed the portal)."""
         from time import time
         while True:
             for action in self.setup.step(int(time()), self.app.wifi.connected,
                                           self.button.pressed()):
                 await self._do(action)
+            if self.setup.quiet:
+                return
             await asyncio.sleep(1)
 
     async def _do(self, action):
         say = self.app.say
         if action == "ap_up":
             self.ap.up(self.essid)
-            say("portal: access point", self.essid, "at", self.ap.ip)
             await self._start_dns()
+            say("portal: access point", self.essid, "at", self.ap.ip)   # and its DNS answers
         elif action == "ap_down":
             self.ap.down()
             self.stop_dns()
@@ -117,7 +129,7 @@ class Portal:
             say("portal: access point closed, station connected")
         elif action == "factory_reset":
             say("portal: factory reset (button)")
-            self.factory_reset()
+            factory_reset(self.app)
 
     async def _start_dns(self):
         from .web.dns import Dns
@@ -137,18 +149,19 @@ class Portal:
             with open(self.app.data + PENDING, "w") as f:
                 f.write("1")
 
-    def factory_reset(self):
-        from . import config
-        fresh = config.defaults()
-        for section, name in KEPT:
-            fresh[section][name] = self.app.cfg[section][name]
-        config.save(self.app.data + "/config.json", fresh)
-        for name in RESET_FILES:
-            _remove(self.app.data + name)
-        self.app.request_restart()
-
     def close(self):
         self.stop_dns()
+
+
+def factory_reset(app):
+    from . import config
+    fresh = config.defaults()
+    for section, name in KEPT:
+        fresh[section][name] = app.cfg[section][name]
+    config.save(app.data + "/config.json", fresh)
+    for name in RESET_FILES:
+        _remove(app.data + name)
+    app.request_restart()
 
 
 def _exists(path):

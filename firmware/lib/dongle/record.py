@@ -57,9 +57,15 @@ def _obis(out, code):
     _text(out, code)
 
 
+# encode() writes here: the buffer keeps its capacity, so a record costs the heap one allocation
+# (the result) instead of a growing buffer's many
+_scratch = bytearray()
+
+
 def encode(reading, received=0):
     """Reading (+ the dongle's clock when it arrived, epoch s) -> bytes."""
-    out = bytearray((VERSION,))
+    out = _scratch
+    out[:] = bytes((VERSION,))
     _varint(out, received)
     out.append(_AUTH.get(reading.authenticated, 0))
     _text(out, reading.meter_id)

@@ -50,10 +50,10 @@ class Files:
             pass
 
 
-def _record(seq, item):
+def _header(seq, item):
     body = len(item).to_bytes(2, "big") + seq.to_bytes(4, "big")
     check = crc32(item, crc32(body)) & 0xFFFFFFFF
-    return bytes((LIVE,)) + body + check.to_bytes(4, "big") + item
+    return bytes((LIVE,)) + body + check.to_bytes(4, "big")
 
 
 def _read_record(f, offset, end):
@@ -223,7 +223,8 @@ class Spool:
         if self._end_seq == self._head_seq:
             self._head, self._head_seq = start, seq
         f.seek(start)
-        f.write(_record(seq, item))
+        f.write(_header(seq, item))   # two writes: no copy of the item with its header in front
+        f.write(item)
         self._tail, self._end_seq = start + size, seq + 1
 
     def _drop_overlapping(self, f, start, stop):

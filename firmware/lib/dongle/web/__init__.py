@@ -7,10 +7,12 @@ Only the listening socket and this small accept loop stay in the heap: the serve
 without one. Login sessions outlive that, in a list kept here.
 """
 import asyncio
+import os
 
 from .. import unload
 
 IDLE_S = 30
+PENDING = "/ap_pending"   # marker: the setup was saved, keep the AP up until the station connects
 # loaded for requests only; none of them is imported by the rest of the runtime
 HANDLERS = ("web.api", "web.static", "web.auth", "web.http", "config")
 
@@ -48,27 +50,59 @@ class Web:
             self.listener = None
 
 
+def _setup_wanted(app, button):
+    """Could the setup portal do anything now? Cheap enough for every second."""
+    if not app.cfg["admin"]["password"] or not app.wifi.connected or button.pressed():
+        return True
+    try:
+        os.stat(app.data + PENDING)
+        return True
+    except OSError:
+        return False
+
+
+def _portal(app, button):
+    from ..portal import Portal
+    return Portal(app, button)
+
+
+async def _watch_setup(app):
+    """Run a Portal (portal.py) while it has something to do; in normal mode with the Wi-Fi up
+    its code stays out of the heap."""
+    button = app.hw.Button(app.board, app.data)
+    while True:
+        if _setup_wanted(app, button):
+            app.portal = _portal(app, button)
+            try:
+                await app.portal.run()
+            finally:
+                app.portal.close()
+                app.portal = None
+                unload("portal", "web.dns")
+        await asyncio.sleep(1)
+
+
 async def start(app):
     """History, setup portal and web server for app; returns an async close() for restarts."""
     from ..history import History
-    from ..portal import Portal
     app.history = History(app.data + "/history")
-    app.portal = Portal(app)
-    tasks = [asyncio.create_task(app.portal.run())]
+    tasks = [asyncio.create_task(_watch_setup(app))]
     web = Web(app)
     port = app.cfg["http"]["port"]
     if port:
         try:
             await web.listen(port)
             tasks.append(asyncio.create_task(web.unload_when_idle()))
-            app.say("web: http://localhost:%d/ (%s mode)" % (port, app.portal.mode))
+            mode = app.portal.mode if app.portal else "normal"
+            app.say("web: http://localhost:%d/ (%s mode)" % (port, mode))
         except OSError as e:
             app.say("web: cannot listen on port %d: %s" % (port, e))
 
     async def close():
         for task in tasks:
             task.cancel()
-        app.portal.close()
+        if app.portal:
+            app.portal.close()
         web.close()
         if app.history.path:
             app.history.save()

@@ -248,7 +248,8 @@ class Api:
         return json_response({"ok": True}, headers=(("Set-Cookie", auth.session_cookie("", 0)),))
 
     async def factory_reset(self, request):
-        self.app.portal.factory_reset()
+        from ..portal import factory_reset
+        factory_reset(self.app)
         return json_response({"ok": True, "restart": True})
 
     async def reboot(self, request):
