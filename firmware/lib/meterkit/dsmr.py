@@ -153,15 +153,16 @@ def _read_line(line, paren):
         value, unit = _scalar(kind, line[paren + 1:-1])
         said = value, unit, None
     else:
-        said = _interpret(kind, _groups(line, paren))
+        said = _interpret(kind, line, paren)
     if len(_CODES) >= MAX_CODES and text not in _CODES:   # bounded: a noisy line can't grow it
         _CODES.clear()
     code = _CODES[text] = (obis, kind, line, said)
     return code
 
 
-def _groups(line, i):
-    """'(a)(b*u)' from index i -> ['a', 'b*u']; nothing may follow the last ')'."""
+def _interpret(kind, line, i):
+    """The value groups from line[i] ('(a)(b*u)'; nothing may follow the last ')') -> (value,
+    unit, timestamp) as the meter means them."""
     groups = []
     while i < len(line):
         if line[i] != "(":
@@ -171,11 +172,6 @@ def _groups(line, i):
             raise ValueError("'(' without ')'")
         groups.append(line[i + 1:close])
         i = close + 1
-    return groups
-
-
-def _interpret(kind, groups):
-    """Value groups -> (value, unit, timestamp) as the meter means them."""
     if kind == _TIME and len(groups) != 1:
         raise ValueError("the telegram time is one value")
     if len(groups) == 1:

@@ -85,7 +85,7 @@ def _split(obis):
     """'1-0:1.8.0' -> [1, 0, 1, 8, 0], or None for codes with an F group or odd shape.
 
     Reads the digits one by one: slices and int() would allocate for every value of every
-    telegram. Anything but plain digit groups takes the general path."""
+    telegram. Anything but plain digit groups is read as int() reads them."""
     groups = [0]
     empty = True   # the current group has no digit yet
     for ch in obis:
@@ -96,11 +96,10 @@ def _split(obis):
             groups.append(0)
             empty = True
         else:
-            return _split_generally(obis)
-    return groups if len(groups) == 5 and not empty else _split_generally(obis)
-
-
-def _split_generally(obis):
+            break
+    else:
+        if len(groups) == 5 and not empty:
+            return groups
     try:
         ab, cde = obis.split(":")
         a, b = ab.split("-")
