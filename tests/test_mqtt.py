@@ -324,15 +324,14 @@ asyncio.run(main())
     assert "error: no PUBACK from the broker within 500 ms True" in lines
 
 
-def test_varint_encoding_matches_the_spec():
+def test_remaining_length_encoding_matches_the_spec():
     sys.path.insert(0, str(CORE))
-    from dongle.mqtt import _varint
-    assert _varint(0) == b"\x00"
-    assert _varint(127) == b"\x7f"
-    assert _varint(128) == b"\x80\x01"
-    assert _varint(16383) == b"\xff\x7f"
-    assert _varint(16384) == b"\x80\x80\x01"
-    assert _varint(268435455) == b"\xff\xff\xff\x7f"
+    from dongle.mqtt import _packet
+    for size, encoded in ((0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (16383, b"\xff\x7f"),
+                          (16384, b"\x80\x80\x01"), (2097151, b"\xff\xff\x7f"),
+                          (2097152, b"\x80\x80\x80\x01")):
+        packet = _packet(0x30, bytes(size))
+        assert packet[:1 + len(encoded)] == b"\x30" + encoded and len(packet) == 1 + len(encoded) + size
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -5,29 +5,30 @@ looked up once, on the first connect: MicroPython's DNS lookup blocks). One read
 time owns the socket (a lock), so `poll()` can run in its own task while another task publishes and
 waits for its PUBACK. Every wait is bounded. A broken connection closes the socket, sets
 `connected` to False and raises MQTTError with a reason; the caller reconnects and requeues.
+
+Each bounded wait costs about 1 KB of short-lived heap on MicroPython (asyncio.wait_for makes
+tasks), so waits that cannot block go without one, and incoming bytes are read in chunks: a
+broker's small answer takes one bounded wait, not one per field.
 """
 import asyncio
 import socket
 
 try:
-    from time import ticks_ms, ticks_add, ticks_diff
+    from time import ticks_diff, ticks_ms
 except ImportError:  # CPython
+    from operator import sub as ticks_diff
     from time import monotonic
 
     def ticks_ms():
         return int(monotonic() * 1000)
 
-    def ticks_add(a, b):
-        return a + b
-
-    def ticks_diff(a, b):
-        return a - b
-
-CONNACK_REASONS = (None, "unacceptable protocol version", "client identifier rejected",
-                   "server unavailable", "bad user name or password", "not authorized")
+# CONNACK return codes 1-5
+REFUSALS = ("unacceptable protocol version|client identifier rejected|server unavailable|"
+            "bad user name or password|not authorized")
 MAX_INCOMING = 16384    # bytes; a bigger packet from the broker is refused (ESP32 heap)
 ACK_TIMEOUT_MS = 10000  # PUBACK/SUBACK/CONNACK and the rest of a started packet
 IDLE_POLL_MS = 60000    # poll() wait when keepalive is off
+READ_CHUNK = 64         # bytes asked of the socket at a time: any ack fits, few bytes wasted
 
 
 class MQTTError(Exception):
@@ -41,24 +42,28 @@ async def _within(awaitable, ms):
     return await asyncio.wait_for(awaitable, ms / 1000)
 
 
-def _varint(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
-def _text(value):
-    if isinstance(value, str):
-        value = value.encode()
-    return len(value).to_bytes(2, "big") + value
-
-
-def _packet(first, body):
-    return bytes((first,)) + _varint(len(body)) + body
+def _packet(first, *fields):
+    """One control packet, built in a single buffer: the first byte, the remaining length (7 bits
+    a byte, low first), then the fields: bytes as they are, an int as 2 bytes (lengths, ids)."""
+    size = 0
+    for field in fields:
+        size += 2 if isinstance(field, int) else len(field)
+    at = 2
+    while size >> 7 * (at - 1):
+        at += 1
+    packet = bytearray(at + size)
+    packet[0] = first
+    for i in range(1, at):
+        packet[i] = (size >> 7 * (i - 1)) & 0x7F | (0x80 if i < at - 1 else 0)
+    for field in fields:
+        if isinstance(field, int):
+            packet[at] = field >> 8
+            packet[at + 1] = field & 0xFF
+            at += 2
+        else:
+            packet[at:at + len(field)] = field
+            at += len(field)
+    return packet
 
 
 def _os_reason(error):
@@ -97,11 +102,13 @@ class MQTTClient:
         self.keepalive = keepalive
         self.ssl = ssl
         self.will = will              # (topic, payload, retain, qos)
+        self.connected = False
         self._reader = self._writer = None
         self._callback = None
         self._read_lock = self._write_lock = None   # made in connect(), inside the event loop
         self._next_id = 0
         self._pending = {}           # packet id -> None while waiting, then the ack body
+        self._inbox = b""            # bytes read but not yet handled: a packet's start
         self._last_sent = 0
         self._ping_sent = None       # ticks of an unanswered PINGREQ
         self._ip = None              # the broker's address, looked up once
@@ -119,10 +126,6 @@ class MQTTClient:
             self._ip = found[0] if isinstance(found, tuple) else self.host
         return self._ip
 
-    @property
-    def connected(self):
-        return self._writer is not None
-
     def set_callback(self, fn):
         """fn(topic: bytes, payload: bytes) for every incoming PUBLISH."""
         self._callback = fn
@@ -136,8 +139,10 @@ class MQTTClient:
         try:
             opened = asyncio.open_connection(self._address(), self.port, ssl=self.ssl or None)
             self._reader, self._writer = await _within(opened, timeout * 1000)
+            self.connected = True
             self._read_lock, self._write_lock = asyncio.Lock(), asyncio.Lock()
             self._pending = {}
+            self._inbox = b""
             self._ping_sent = None
             self._writer.write(self._connect_packet())   # a refused connect shows up here
             await _within(self._writer.drain(), timeout * 1000)
@@ -155,36 +160,41 @@ class MQTTClient:
         if first != 0x20 or len(body) != 2:
             await self._lost("%s answered with packet 0x%02x instead of CONNACK" % (where, first))
         if body[1]:
-            reason = CONNACK_REASONS[body[1]] if body[1] < 6 else "code %d" % body[1]
+            code = body[1]
+            reason = REFUSALS.split("|")[code - 1] if code < 6 else "code %d" % code
             await self._lost("%s refused the connection: %s" % (where, reason))
         self.last_error = None
 
     def _connect_packet(self):
         flags = 0x02  # clean session: undelivered readings live in our own spool, not the broker
-        payload = _text(self.client_id)
+        strings = [self.client_id]
         if self.will:
             topic, message, retain, qos = self.will
             flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            payload += _text(topic) + _text(message)
+            strings += (topic, message)
         if self.user is not None:
             flags |= 0x80
-            payload += _text(self.user)
+            strings.append(self.user)
             if self.password is not None:
                 flags |= 0x40
-                payload += _text(self.password)
-        header = b"\x00\x04MQTT\x04" + bytes((flags,)) + self.keepalive.to_bytes(2, "big")
-        return _packet(0x10, header + payload)
+                strings.append(self.password)
+        fields = [b"\x00\x04MQTT\x04", bytes((flags,)), self.keepalive]
+        for text in strings:   # MQTT strings: a 2-byte length, then UTF-8
+            data = text.encode() if isinstance(text, str) else text
+            fields += (len(data), data)
+        return _packet(0x10, *fields)
 
     async def disconnect(self):
         if self.connected:
             try:
-                await self._send(b"\xe0\x00", ACK_TIMEOUT_MS)
+                await self._send(b"\xe0\x00")
             except MQTTError:
                 pass
             await self._close()
 
     async def _close(self):
         writer, self._reader, self._writer = self._writer, None, None
+        self.connected = False
         if writer is not None:
             try:
                 writer.close()
@@ -200,22 +210,32 @@ class MQTTClient:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    async def _send(self, data, timeout_ms):
+    async def _send(self, packet):
         if not self.connected:
             raise MQTTError("not connected")
-        async with self._write_lock:
+        writer, lock = self._writer, self._write_lock
+        try:
+            if not lock.locked():   # nobody drains: write now
+                writer.write(packet)
+                packet = None
+                # MicroPython's stream writes at once and keeps what the socket did not take in
+                # out_buf: with nothing kept, drain() only yields and needs no deadline or lock
+                if not getattr(writer, "out_buf", True):
+                    await writer.drain()
+                    self._last_sent = ticks_ms()
+                    return
+            await lock.acquire()   # one drain at a time: each is bounded
             try:
-                self._writer.write(data)
-                await _within(self._writer.drain(), timeout_ms)
-            except asyncio.TimeoutError:
-                await self._lost("sending to the broker timed out")
-            except (OSError, AttributeError) as e:  # AttributeError: closed under our feet
-                await self._lost("connection lost while sending: %s" % _os_reason(e))
+                if packet:
+                    writer.write(packet)
+                await _within(writer.drain(), ACK_TIMEOUT_MS)
+            finally:
+                lock.release()
+        except asyncio.TimeoutError:
+            await self._lost("sending to the broker timed out")
+        except (OSError, AttributeError) as e:  # AttributeError: closed under our feet
+            await self._lost("connection lost while sending: %s" % _os_reason(e))
         self._last_sent = ticks_ms()
-
-    def _new_id(self):
-        self._next_id = self._next_id % 0xFFFF + 1
-        return self._next_id
 
     async def publish(self, topic, payload, retain=False, qos=0):
         """Send one message; with qos=1 wait (bounded) for the broker's PUBACK, else raise."""
@@ -223,41 +243,38 @@ class MQTTClient:
             raise ValueError("qos must be 0 or 1")
         if isinstance(payload, str):
             payload = payload.encode()
-        body = _text(topic)
-        if qos:
-            packet_id = self._new_id()
-            body += packet_id.to_bytes(2, "big")
-            self._pending[packet_id] = None
+        if isinstance(topic, str):
+            topic = topic.encode()
         first = 0x30 | (qos << 1) | (1 if retain else 0)
-        try:
-            await self._send(_packet(first, body + payload), ACK_TIMEOUT_MS)
-            if qos:
-                await self._await_ack(packet_id, "PUBACK")
-        finally:
-            if qos:
-                self._pending.pop(packet_id, None)
+        if not qos:
+            return await self._send(_packet(first, len(topic), topic, payload))
+        self._next_id = packet_id = self._next_id % 0xFFFF + 1
+        await self._acknowledged(_packet(first, len(topic), topic, packet_id, payload),
+                                 packet_id, "PUBACK")
 
     async def subscribe(self, topic, qos=0):
-        packet_id = self._new_id()
-        self._pending[packet_id] = None
-        try:
-            body = packet_id.to_bytes(2, "big") + _text(topic) + bytes((qos,))
-            await self._send(_packet(0x82, body), ACK_TIMEOUT_MS)
-            codes = await self._await_ack(packet_id, "SUBACK")
-        finally:
-            self._pending.pop(packet_id, None)
+        self._next_id = packet_id = self._next_id % 0xFFFF + 1
+        name = topic.encode()
+        packet = _packet(0x82, packet_id, len(name), name, bytes((qos,)))
+        codes = await self._acknowledged(packet, packet_id, "SUBACK")
         if codes[0] == 0x80:
             raise MQTTError("the broker refused the subscription to %s" % topic)
 
-    async def _await_ack(self, packet_id, name):
-        """Read packets (or let the task in poll() read them) until packet_id is acknowledged."""
-        deadline = ticks_add(ticks_ms(), ACK_TIMEOUT_MS)
-        while self._pending.get(packet_id) is None:
-            left = ticks_diff(deadline, ticks_ms())
-            if left <= 0:
-                raise MQTTError("no %s from the broker within %d ms" % (name, ACK_TIMEOUT_MS))
-            await self._receive(left, lambda: self._pending.get(packet_id) is None)
-        return self._pending[packet_id]
+    async def _acknowledged(self, packet, packet_id, name):
+        """Send packet, then read packets (or let the task in poll() read them) until packet_id
+        is acknowledged, within ACK_TIMEOUT_MS. Returns the ack's body after the packet id."""
+        self._pending[packet_id] = None
+        try:
+            await self._send(packet)
+            sent = ticks_ms()
+            while self._pending.get(packet_id) is None:
+                left = ACK_TIMEOUT_MS - ticks_diff(ticks_ms(), sent)
+                if left <= 0:
+                    raise MQTTError("no %s from the broker within %d ms" % (name, ACK_TIMEOUT_MS))
+                await self._receive(left, packet_id)
+            return self._pending[packet_id]
+        finally:
+            self._pending.pop(packet_id, None)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -268,36 +285,37 @@ class MQTTClient:
         Returns True if a packet was handled."""
         if not self.connected:
             raise MQTTError("not connected")
-        wait = await self._keepalive()
+        wait = IDLE_POLL_MS
+        if self.keepalive:   # ping when idle, fail when a ping goes unanswered
+            period = self.keepalive * 1000
+            now = ticks_ms()
+            if self._ping_sent is not None:
+                if ticks_diff(now, self._ping_sent) >= period:
+                    await self._lost("the broker stopped answering (no PINGRESP)")
+                wait = period - ticks_diff(now, self._ping_sent)
+            elif ticks_diff(now, self._last_sent) >= period // 2:
+                await self._send(b"\xc0\x00")
+                self._ping_sent = ticks_ms()
+                wait = period
+            else:
+                wait = period // 2 - ticks_diff(now, self._last_sent)
         if timeout_ms is not None:
             wait = min(wait, timeout_ms)
-        return await self._receive(max(wait, 1), lambda: True)
+        return await self._receive(max(wait, 1))
 
-    async def _keepalive(self):
-        """Ping when idle, fail when a ping goes unanswered; returns ms until the next check."""
-        if not self.keepalive:
-            return IDLE_POLL_MS
-        period = self.keepalive * 1000
-        now = ticks_ms()
-        if self._ping_sent is not None:
-            if ticks_diff(now, self._ping_sent) >= period:
-                await self._lost("the broker stopped answering (no PINGRESP)")
-            return period - ticks_diff(now, self._ping_sent)
-        idle = ticks_diff(now, self._last_sent)
-        if idle >= period // 2:
-            await self._send(b"\xc0\x00", ACK_TIMEOUT_MS)
-            self._ping_sent = ticks_ms()
-            return period
-        return period // 2 - idle
-
-    async def _receive(self, wait_ms, still_needed):
-        """As the only reader, wait up to wait_ms for one packet and dispatch it."""
+    async def _receive(self, wait_ms, packet_id=None):
+        """As the only reader, wait up to wait_ms for one packet and dispatch it; not if another
+        reader got packet_id's ack meanwhile. True if a packet was handled."""
+        lock = self._read_lock
+        if lock.locked():
+            try:
+                await _within(lock.acquire(), wait_ms)
+            except asyncio.TimeoutError:
+                return False
+        else:   # free: taken at once (or after a waiter it was handed to: bounded by its wait)
+            await lock.acquire()
         try:
-            await _within(self._read_lock.acquire(), wait_ms)
-        except asyncio.TimeoutError:
-            return False
-        try:
-            if not still_needed():   # another reader already got what we wait for
+            if packet_id is not None and self._pending.get(packet_id) is not None:
                 return False
             if not self.connected:
                 raise MQTTError(self.last_error or "not connected")
@@ -308,49 +326,55 @@ class MQTTClient:
             await self._dispatch(first, body)
             return True
         finally:
-            self._read_lock.release()
+            lock.release()
 
     async def _read_packet(self, wait_ms):
-        """One packet as (first byte, body). Only the wait for the first byte may time out
-        quietly (nothing consumed yet); a packet cut short ends the connection."""
-        try:
-            first = (await _within(self._reader.readexactly(1), wait_ms))[0]
-        except asyncio.TimeoutError:
-            raise   # (an OSError on CPython 3.11+): nothing was consumed, the caller decides
-        except EOFError:
-            await self._lost("the broker closed the connection")
-        except OSError as e:
-            await self._lost("connection lost: %s" % _os_reason(e))
-        try:
-            body = await _within(self._read_rest(), ACK_TIMEOUT_MS)
-        except asyncio.TimeoutError:
-            await self._lost("the broker stalled in the middle of a packet")
-        except EOFError:
-            await self._lost("the broker closed the connection in the middle of a packet")
-        except OSError as e:
-            await self._lost("connection lost: %s" % _os_reason(e))
-        return first, body
-
-    async def _read_rest(self):
-        length = shift = 0
+        """One packet as (first byte, body). The bytes are read in chunks into _inbox, so a wait
+        that times out loses none: it raises asyncio.TimeoutError while no packet has begun; once
+        one has, the rest must follow within ACK_TIMEOUT_MS or the connection ends."""
+        begun = None   # ticks when a packet's first bytes arrived
         while True:
-            byte = (await self._reader.readexactly(1))[0]
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                await self._lost("malformed packet from the broker: remaining length too long")
-        if length > MAX_INCOMING:
-            await self._lost("the broker sent a %d-byte packet (limit %d)" % (length, MAX_INCOMING))
-        return await self._reader.readexactly(length) if length else b""
+            inbox = self._inbox
+            want = READ_CHUNK
+            length = shift = 0
+            for at in range(1, len(inbox)):   # the remaining length: 1-4 bytes
+                byte = inbox[at]
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    if length > MAX_INCOMING:
+                        await self._lost("the broker sent a %d-byte packet (limit %d)"
+                                         % (length, MAX_INCOMING))
+                    end = at + 1 + length
+                    if len(inbox) >= end:
+                        self._inbox = inbox[end:] if len(inbox) > end else b""
+                        return inbox[0], inbox[at + 1:end]
+                    want = max(want, end - len(inbox))
+                    break
+                shift += 7
+                if shift > 21:
+                    await self._lost("malformed packet from the broker: remaining length too long")
+            if inbox:
+                if begun is None:
+                    begun = ticks_ms()
+                wait_ms = max(ACK_TIMEOUT_MS - ticks_diff(ticks_ms(), begun), 1)
+            try:
+                data = await _within(self._reader.read(want), wait_ms)
+            except asyncio.TimeoutError:
+                if not inbox:
+                    raise   # (an OSError on CPython 3.11+): nothing was consumed, the caller decides
+                await self._lost("the broker stalled in the middle of a packet")
+            except OSError as e:
+                await self._lost("connection lost: %s" % _os_reason(e))
+            if not data:
+                await self._lost("the broker closed the connection in the middle of a packet"
+                                 if inbox else "the broker closed the connection")
+            self._inbox = inbox + data if inbox else data
 
     async def _dispatch(self, first, body):
-        kind = first >> 4
-        if kind == 3:
+        if first >> 4 == 3:
             await self._incoming_publish(first, body)
         elif (first == 0x40 and len(body) == 2) or (first == 0x90 and len(body) >= 3):
-            packet_id = int.from_bytes(body[:2], "big")
+            packet_id = body[0] << 8 | body[1]
             if packet_id in self._pending:
                 self._pending[packet_id] = body[2:]   # SUBACK return codes; b"" for PUBACK
         elif first == 0xD0 and not body:
@@ -365,12 +389,10 @@ class MQTTClient:
         qos = (first >> 1) & 3
         if qos > 1 or len(body) < 2:
             await self._lost("unsupported or malformed PUBLISH from the broker")
-        end = 2 + int.from_bytes(body[:2], "big")
+        end = 2 + (body[0] << 8 | body[1])
         if end + (2 if qos else 0) > len(body):
             await self._lost("malformed PUBLISH from the broker: topic runs past the packet")
-        topic = bytes(body[2:end])
-        payload = bytes(body[end + 2:] if qos else body[end:])
         if self._callback:
-            self._callback(topic, payload)
+            self._callback(body[2:end], body[end + 2:] if qos else body[end:])
         if qos:  # acknowledge after the callback ran: at-least-once
-            await self._send(_packet(0x40, body[end:end + 2]), ACK_TIMEOUT_MS)
+            await self._send(_packet(0x40, body[end:end + 2]))

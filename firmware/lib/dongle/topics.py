@@ -35,18 +35,14 @@ _DATACOLLECTOR = (
     "8.8.0=REACTIVE_ENERGY_Q4 "
 )
 
-_ERROR_COUNTERS = ("frames_crc", "frames_auth", "frames_replay", "frames_format")
-
 
 def device_id(reading):
     """The meter id made safe for topics and HA ids: [A-Za-z0-9_-] only; 'meter' when none."""
-    text = reading.meter_id if isinstance(reading.meter_id, str) else ""
-    safe = "".join(ch if _id_char(ch) else "_" for ch in text[:MAX_ID]).strip("_")
-    return safe or "meter"
-
-
-def _id_char(ch):
-    return ("a" <= ch <= "z") or ("A" <= ch <= "Z") or ("0" <= ch <= "9") or ch in "_-"
+    safe = reading.meter_id[:MAX_ID] if isinstance(reading.meter_id, str) else ""
+    for ch in safe:   # most ids are safe already: nothing to copy
+        if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-"):
+            safe = safe.replace(ch, "_")
+    return safe.strip("_") or "meter"
 
 
 def harmonized(reading, base="smartmeter", received=None):
@@ -58,25 +54,20 @@ def iter_harmonized(reading, base="smartmeter", received=None):
     root = "%s/%s/" % (base, device_id(reading))
     stamp = json_value(_timestamp(reading, received))
     for name, value in harmonize(reading):
-        yield (root + QUANTITY[name] + "/" + name,
-               _payload((("timestamp", stamp), ("value", str(value)))))
+        yield ("%s%s/%s" % (root, QUANTITY[name], name),
+               ('{"timestamp": %s, "value": %s}' % (stamp, value)).encode())
 
 
 def raw_state(reading, base, received=None):
     """(topic, payload): <base>/<id>/state with every value the meter sent, in frame order."""
-    values = ", ".join(json_string(obis) + ": " + _value_object(value)
-                       for obis, value in reading.values)
-    payload = _payload((("timestamp", json_value(_timestamp(reading, received))),
-                       ("meter_id", json_value(reading.meter_id)),
-                       ("values", "{" + values + "}")))
-    return "%s/%s/state" % (base, device_id(reading)), payload
-
-
-def _value_object(value):
-    pairs = [("value", json_value(value.value)), ("unit", json_string(value.unit))]
-    if value.timestamp is not None:
-        pairs.append(("timestamp", json_string(value.timestamp)))
-    return _object(pairs)
+    values = []
+    for obis, value in reading.values:
+        stamp = "" if value.timestamp is None else ', "timestamp": ' + json_string(value.timestamp)
+        values.append('%s: {"value": %s, "unit": %s%s}' % (
+            json_string(obis), json_value(value.value), json_string(value.unit), stamp))
+    payload = '{"timestamp": %s, "meter_id": %s, "values": {%s}}' % (
+        json_value(_timestamp(reading, received)), json_value(reading.meter_id), ", ".join(values))
+    return "%s/%s/state" % (base, device_id(reading)), payload.encode()
 
 
 def raw_values(reading, base, received=None):
@@ -95,26 +86,18 @@ def iter_raw_values(reading, base, received=None):
         if name is None or name in used:
             name = obis.replace(":", "_").replace(".", "_")
         used.append(name)
-        yield (root + name, _payload((("value", json_value(value.value)),
-                                     ("unit", json_string(value.unit)),
-                                     ("timestamp", stamp),
-                                     ("obis", json_string(obis)))))
+        yield (root + name, ('{"value": %s, "unit": %s, "timestamp": %s, "obis": %s}' % (
+            json_value(value.value), json_string(value.unit), stamp, json_string(obis))).encode())
 
 
 def _datacollector_name(obis):
+    """The name for an electricity code written as decoders write it (no leading zeros)."""
     if not obis.startswith("1-"):
         return None
-    groups = obis.partition(":")[2].split(".")
-    if len(groups) != 3:
-        return None
-    try:
-        key = " %d.%d.%d=" % (int(groups[0]), int(groups[1]), int(groups[2]))
-    except ValueError:
-        return None
-    start = _DATACOLLECTOR.find(key)
+    start = _DATACOLLECTOR.find(" %s=" % obis[obis.find(":") + 1:])
     if start < 0:
         return None
-    start += len(key)
+    start = _DATACOLLECTOR.index("=", start) + 1
     return _DATACOLLECTOR[start:_DATACOLLECTOR.index(" ", start)]
 
 
@@ -130,10 +113,15 @@ def diagnostics(stats, base, id):
     queued, dropped (any subset, ints/strs/None). frames_errors (their sum) is added when absent.
     """
     stats = dict(stats)
-    if "frames_errors" not in stats and any(key in stats for key in _ERROR_COUNTERS):
-        stats["frames_errors"] = sum(stats.get(key) or 0 for key in _ERROR_COUNTERS)
-    pairs = [(key, json_value(stats[key])) for key in sorted(stats)]
-    return "%s/%s/diagnostics" % (base, id), _payload(pairs)
+    if "frames_errors" not in stats:
+        errors = None
+        for key in ("frames_crc", "frames_auth", "frames_replay", "frames_format"):
+            if key in stats:
+                errors = (errors or 0) + (stats[key] or 0)
+        if errors is not None:
+            stats["frames_errors"] = errors
+    pairs = ", ".join("%s: %s" % (json_string(key), json_value(stats[key])) for key in sorted(stats))
+    return "%s/%s/diagnostics" % (base, id), ("{%s}" % pairs).encode()
 
 
 def discovery(reading, base, prefix="homeassistant", node="meterkit", version=None):
@@ -150,12 +138,3 @@ def _timestamp(reading, received):
         except (ValueError, IndexError):
             pass   # not an ISO time: fall back to when we received it
     return received
-
-
-def _object(pairs):
-    """[(key, JSON text)] -> JSON object text, keys in the given order."""
-    return "{" + ", ".join(json_string(k) + ": " + v for k, v in pairs) + "}"
-
-
-def _payload(pairs):
-    return _object(pairs).encode()
