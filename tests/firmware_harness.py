@@ -82,9 +82,9 @@ class FirmwareProcess:
 
     Subclasses set self.lines = [] and self.proc = None, and call launch(argv, env)."""
 
-    def launch(self, argv, env):
+    def launch(self, argv, env, cwd=None):
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True, cwd=cwd)
         self.queue = queue.Queue()
         threading.Thread(target=self._pump, args=(self.proc, self.queue), daemon=True).start()
         return self
@@ -132,8 +132,11 @@ class Firmware(FirmwareProcess):
         self.http_port = config["http"]["port"]
         (self.directory / "config.json").write_text(json.dumps(config))
         tree = compiled_firmware() if compiled else ROOT / "firmware"
+        # run from the tree, as the device runs from /: every module's __file__ is a qstr in the
+        # heap, and "./lib/dongle/app.mpy" costs what "/lib/dongle/app.mpy" does on the device
+        self.cwd = str(tree)
         self.argv = [micropython_binary(), "-X", "heapsize=" + heapsize,
-                     str(tree / "main.py"), str(self.directory), "--exit-at-end"]
+                     "main.py", str(self.directory.resolve()), "--exit-at-end"]
         if verbose:
             self.argv.append("--verbose")
         self.lines = []
@@ -142,7 +145,7 @@ class Firmware(FirmwareProcess):
     def start(self):
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)   # main.py finds its own lib folder
-        return self.launch(self.argv, env)
+        return self.launch(self.argv, env, self.cwd)
 
     def wait(self, timeout=120):
         """Run to the end (--exit-at-end); returns the final stats."""

@@ -54,10 +54,10 @@ uart = machine.UARTS[-1]
 print("uart", uart.id, uart.rx, uart.tx, uart.rxbuf, uart.inits[-1][:4],
       uart.inits[-1][4] == machine.UART.INV_RX)
 async def main():
-    decoder, readings = StreamDecoder(framings=("p1",)), []
+    decoder, readings, buf = StreamDecoder(framings=("p1",)), [], bytearray(512)
     while len(readings) < 3:
-        data = await port.read()
-        readings += [e for e in decoder.feed(data) if isinstance(e, Reading)]
+        n = await port.readinto(buf)
+        readings += [e for e in decoder.feed(buf[:n]) if isinstance(e, Reading)]
     print("readings", len(readings), readings[0].values[0][0], len(readings[0].values))
     port.close()
     print("closed", not uart.active)
@@ -80,9 +80,12 @@ machine.WIRES[20].repeat = True
 port = hw.MeterPort(board, profiles.DSMR5, None)
 print(machine.UARTS[-1].inits[-1][4])
 async def main():
-    print(bytes((await port.read())[:5]))
+    buf = bytearray(512)
+    n = await port.readinto(buf)
+    print(bytes(buf[:min(n, 5)]))
     port.set_line(profiles.MBUS_8E1)
-    print(machine.UARTS[-1].inits[-1][:4], (await port.read())[:5] != b"/ISK5")
+    n = await port.readinto(buf)
+    print(machine.UARTS[-1].inits[-1][:4], bytes(buf[:min(n, 5)]) != b"/ISK5")
 asyncio.run(main())
 """ % BOARD_C3)
     assert out == ["0", "b'/ISK5'", "(2400, 8, 0, 1) True"]
@@ -302,10 +305,9 @@ async def main():
     asyncio.create_task(stop_after_readings())
     await a.run()
 asyncio.run(main())
-import json
-status = json.loads(a.status_json())
-print("status", status["device"]["platform"], status["device"]["board"], status["device"]["line"],
-      status["stats"]["readings"] >= 2, status["stats"]["rssi"])
+from dongle import profiles
+print("status", a.hw.NAME, a.board["name"], profiles.describe(a.auto.line),
+      a.stats["readings"] >= 2, a.stats["rssi"])
 print("hw", machine.PINS[4].value(), machine.WDTS[-1].timeout, machine.WDTS[-1].feeds > 0,
       machine.UARTS[-1].inits[-1][4] == machine.UART.INV_RX, machine.UARTS[-1].active)
 """ % (str(tmp_path), str(ROOT / "boards"), dsmr5_telegram()))

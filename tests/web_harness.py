@@ -32,7 +32,7 @@ class WebFirmware(Firmware):
         env = dict(os.environ, METERKIT_DNS_PORT=str(self.dns_port))
         env.pop("MICROPYTHONPATH", None)
         env.pop("MICROPYPATH", None)
-        self.launch(self.argv, env)
+        self.launch(self.argv, env, self.cwd)
         wait_for_port(self.http_port, timeout=30)
         return self
 

@@ -225,15 +225,6 @@ class App:
         if self.publisher:
             await self.publisher.publish_diagnostics()
 
-    def status_json(self):
-        reading = self.last_reading
-        reading = reading.to_json() if reading else "null"
-        info = {"board": self.board["name"], "profile": self.cfg["meter"]["profile"],
-                "line": profiles.describe(self.auto.line), "line_locked": self.auto.locked,
-                "node": self.node, "platform": self.hw.NAME}
-        return '{"device": %s, "stats": %s, "reading": %s}' % (
-            json.dumps(info), json.dumps(self.stats), reading)
-
 
 def main(argv=None):
     argv = sys.argv if argv is None else argv

@@ -12,6 +12,7 @@ from meterkit.stream import FRAMINGS, StreamDecoder
 from . import record
 
 RAW_TAIL = 2048   # the last meter bytes, for "test the keys": always holds a whole frame of <= 1 KB
+CHUNK = 512       # read from the meter at most this much at a time, into one reused buffer
 
 try:
     from time import ticks_ms
@@ -67,15 +68,17 @@ class Reader:
         self.ended = False
         self._tail = memoryview(bytearray(RAW_TAIL))
         self._tail_size = 0
+        self._chunk = memoryview(bytearray(CHUNK))
 
     async def run(self):
         while True:
             try:
-                data = await self.port.read()
+                n = await self.port.readinto(self._chunk)
             except OSError as e:     # the simulator is not up yet, or the line went away
                 self.stats["meter_error"] = "meter source: %s" % e
-                data = b""
-            if data:
+                n = 0
+            data = self._chunk[:n]
+            if n:
                 self.stats["meter_bytes"] += len(data)
                 self._keep(data)
                 self._handle(self.decoder.feed(data))

@@ -37,8 +37,9 @@ class MeterPort:
         self.uart.init(baudrate=baud, bits=bits, parity=parity, stop=stop, invert=invert,
                        timeout=0)
 
-    async def read(self):
-        return await self.stream.read(512)
+    async def readinto(self, buf):
+        """Fill buf with what the UART received (waits for at least one byte)."""
+        return await self.stream.readinto(buf) or 0
 
     def close(self):
         self.uart.deinit()

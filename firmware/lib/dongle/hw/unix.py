@@ -5,7 +5,6 @@ import gc
 import os
 
 NAME = "unix"
-CHUNK = 512
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 WEB_ROOT = _HERE + "/../../../www"                      # firmware/lib/dongle/hw -> firmware/www
 DNS_PORT = int(os.getenv("METERKIT_DNS_PORT") or 5353)   # 53 needs root
@@ -38,25 +37,26 @@ class MeterPort:
     def set_line(self, line):
         self.lines.append(line)
 
-    async def read(self):
+    async def readinto(self, buf):
+        """Fill buf with what the meter sent; 0 at the end of the source."""
         if self.source.startswith("tcp:"):
-            return await self._read_tcp()
+            return await self._readinto_tcp(buf)
         if self._file is None:
             self._file = open(self.source, "rb")
         await asyncio.sleep(0)   # a file never waits; let the other tasks run between chunks
-        return self._file.read(CHUNK)
+        return self._file.readinto(buf) or 0
 
-    async def _read_tcp(self):
+    async def _readinto_tcp(self, buf):
         if self._reader is None:
             host, port = self.source[4:].rsplit(":", 1)
             self._reader, self._writer = await asyncio.open_connection(host, int(port))
         try:
-            data = await self._reader.read(CHUNK)
+            n = await self._reader.readinto(buf)
         except OSError:
-            data = b""
-        if not data:
+            n = 0
+        if not n:
             self.close()
-        return data
+        return n or 0
 
     def close(self):
         if self._writer is not None:
