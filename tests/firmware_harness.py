@@ -55,7 +55,10 @@ class MeterLine:
                     self.corrupted += 1
                 else:
                     self.expected.append(expected)
-                client.sendall(data)
+                try:
+                    client.sendall(data)
+                except OSError:   # the firmware went away (a test that stops it, or a crash)
+                    break
                 time.sleep(self.interval)
             self.sent.set()
         self.server.close()

@@ -226,7 +226,8 @@ def main():
     for extra in ("bench_c", "bench_size", "bench_runtime"):
         if (HERE / (extra + ".py")).exists():
             print("\n-- %s --" % extra)
-            subprocess.run([sys.executable, str(HERE / (extra + ".py"))], check=False)
+            flags = ["--smallest"] if extra == "bench_runtime" else []
+            subprocess.run([sys.executable, str(HERE / (extra + ".py"))] + flags, check=False)
 
 
 if __name__ == "__main__":
