@@ -150,13 +150,14 @@ class MQTTClient:
             first, body = await self._read_packet(timeout * 1000)
         except asyncio.TimeoutError:
             await self._lost("no answer from %s within %d s" % (where, timeout))
-        except OSError as e:
-            self._ip = None   # look the name up again next time: the broker may have moved
-            await self._lost("cannot connect to %s: %s" % (where, _os_reason(e)))
-        except ValueError as e:  # MicroPython's TLS handshake failures (bad certificate, ...)
-            await self._lost("cannot connect to %s: TLS: %s" % (where, " ".join(str(e).split())))
-        except MQTTError as e:
-            await self._lost("cannot connect to %s: %s" % (where, e))
+        except (OSError, ValueError, MQTTError) as e:
+            why = e
+            if isinstance(e, OSError):
+                self._ip = None   # look the name up again next time: the broker may have moved
+                why = _os_reason(e)
+            elif isinstance(e, ValueError):   # MicroPython's TLS handshake failures
+                why = "TLS: " + " ".join(str(e).split())
+            await self._lost("cannot connect to %s: %s" % (where, why))
         if first != 0x20 or len(body) != 2:
             await self._lost("%s answered with packet 0x%02x instead of CONNACK" % (where, first))
         if body[1]:
@@ -371,8 +372,17 @@ class MQTTClient:
             self._inbox = inbox + data if inbox else data
 
     async def _dispatch(self, first, body):
-        if first >> 4 == 3:
-            await self._incoming_publish(first, body)
+        if first >> 4 == 3:   # PUBLISH
+            qos = (first >> 1) & 3
+            end = 2 + (body[0] << 8 | body[1]) if len(body) > 1 else 0
+            if qos > 1 or not end:
+                await self._lost("unsupported or malformed PUBLISH from the broker")
+            if end + (2 if qos else 0) > len(body):
+                await self._lost("malformed PUBLISH from the broker: topic runs past the packet")
+            if self._callback:
+                self._callback(body[2:end], body[end + 2:] if qos else body[end:])
+            if qos:  # acknowledge after the callback ran: at-least-once
+                await self._send(_packet(0x40, body[end:end + 2]))
         elif (first == 0x40 and len(body) == 2) or (first == 0x90 and len(body) >= 3):
             packet_id = body[0] << 8 | body[1]
             if packet_id in self._pending:
@@ -384,15 +394,3 @@ class MQTTClient:
         else:
             await self._lost("malformed or unexpected packet from the broker (0x%02x, %d bytes)"
                              % (first, len(body)))
-
-    async def _incoming_publish(self, first, body):
-        qos = (first >> 1) & 3
-        if qos > 1 or len(body) < 2:
-            await self._lost("unsupported or malformed PUBLISH from the broker")
-        end = 2 + (body[0] << 8 | body[1])
-        if end + (2 if qos else 0) > len(body):
-            await self._lost("malformed PUBLISH from the broker: topic runs past the packet")
-        if self._callback:
-            self._callback(body[2:end], body[end + 2:] if qos else body[end:])
-        if qos:  # acknowledge after the callback ran: at-least-once
-            await self._send(_packet(0x40, body[end:end + 2]))

@@ -127,42 +127,36 @@ class Publisher:
 
     async def _publish_reading(self, reading, received):
         """Publish one reading; False if the connection had to be renewed first (a new meter)."""
+        client = self.client
         device = topics.device_id(reading)
         if device != self.device:
-            await self._move_to(device)
+            # a meter we did not speak for: hand over the status topic and reconnect, because
+            # the broker learns a will only when we connect
+            topic, _, offline = self.availability
+            await client.publish(topic, offline, retain=True, qos=1)
+            self._speak_for(device)
+            if self.on_device:
+                self.on_device(device)
+            await client.disconnect()
             return False
         if self.s["ha_discovery"] and device not in self.announced:
-            await self._announce(reading)
+            from . import discovery   # one config at a time; its tables leave the heap after
+            try:
+                for topic, payload in discovery.configs(reading, self.base, self.prefix,
+                                                        self.node, self.version):
+                    await client.publish(topic, payload, retain=True, qos=1)
+            finally:
+                unload("discovery")
             self.announced.append(device)
         if self.s["harmonized"]:
             for topic, payload in topics.iter_harmonized(reading, self.base, received):
-                await self.client.publish(topic, payload, qos=1)
+                await client.publish(topic, payload, qos=1)
         if self.s["raw"]:
             for topic, payload in topics.iter_raw_values(reading, self.base, received):
-                await self.client.publish(topic, payload, qos=1)
+                await client.publish(topic, payload, qos=1)
             topic, payload = topics.raw_state(reading, self.base, received)
-            await self.client.publish(topic, payload, qos=1)
+            await client.publish(topic, payload, qos=1)
         return True
-
-    async def _announce(self, reading):
-        """The discovery configs, one at a time; their tables leave the heap afterwards."""
-        from . import discovery
-        try:
-            for topic, payload in discovery.configs(reading, self.base, self.prefix, self.node,
-                                                    self.version):
-                await self.client.publish(topic, payload, retain=True, qos=1)
-        finally:
-            unload("discovery")
-
-    async def _move_to(self, device):
-        """The first reading of a meter we did not speak for: hand over the status topic and
-        reconnect, because the broker learns a will only when we connect."""
-        topic, _, offline = self.availability
-        await self.client.publish(topic, offline, retain=True, qos=1)
-        self._speak_for(device)
-        if self.on_device:
-            self.on_device(device)
-        await self.client.disconnect()
 
     async def publish_diagnostics(self):
         """Diagnostics go out now or not at all: they describe the present, no need to spool."""

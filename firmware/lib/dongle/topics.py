@@ -82,23 +82,17 @@ def iter_raw_values(reading, base, received=None):
     stamp = json_value(_timestamp(reading, received))
     used = []
     for obis, value in reading.values:
-        name = _datacollector_name(obis)
+        name = None
+        if obis.startswith("1-"):   # electricity, written as decoders write it (no leading 0s)
+            at = _DATACOLLECTOR.find(" %s=" % obis[obis.find(":") + 1:])
+            if at >= 0:
+                at = _DATACOLLECTOR.index("=", at) + 1
+                name = _DATACOLLECTOR[at:_DATACOLLECTOR.index(" ", at)]
         if name is None or name in used:
             name = obis.replace(":", "_").replace(".", "_")
         used.append(name)
         yield (root + name, ('{"value": %s, "unit": %s, "timestamp": %s, "obis": %s}' % (
             json_value(value.value), json_string(value.unit), stamp, json_string(obis))).encode())
-
-
-def _datacollector_name(obis):
-    """The name for an electricity code written as decoders write it (no leading zeros)."""
-    if not obis.startswith("1-"):
-        return None
-    start = _DATACOLLECTOR.find(" %s=" % obis[obis.find(":") + 1:])
-    if start < 0:
-        return None
-    start = _DATACOLLECTOR.index("=", start) + 1
-    return _DATACOLLECTOR[start:_DATACOLLECTOR.index(" ", start)]
 
 
 def availability(base, id):
@@ -114,14 +108,13 @@ def diagnostics(stats, base, id):
     """
     stats = dict(stats)
     if "frames_errors" not in stats:
-        errors = None
         for key in ("frames_crc", "frames_auth", "frames_replay", "frames_format"):
             if key in stats:
-                errors = (errors or 0) + (stats[key] or 0)
-        if errors is not None:
-            stats["frames_errors"] = errors
-    pairs = ", ".join("%s: %s" % (json_string(key), json_value(stats[key])) for key in sorted(stats))
-    return "%s/%s/diagnostics" % (base, id), ("{%s}" % pairs).encode()
+                stats["frames_errors"] = stats.get("frames_errors", 0) + (stats[key] or 0)
+    pairs = []
+    for key in sorted(stats):
+        pairs.append("%s: %s" % (json_string(key), json_value(stats[key])))
+    return "%s/%s/diagnostics" % (base, id), ("{%s}" % ", ".join(pairs)).encode()
 
 
 def discovery(reading, base, prefix="homeassistant", node="meterkit", version=None):
