@@ -16,7 +16,7 @@ import json
 import sys
 from binascii import unhexlify
 
-from . import lazy, profiles, unload
+from . import BOOT, lazy, profiles, unload
 from .hw import SPOOL_FILE_BYTES, SPOOL_RAM_ITEMS, load as load_hw
 from .publisher import Publisher
 from .reader import Reader, Throttle, ticks_ms
@@ -58,9 +58,8 @@ class App:
         del config
         unload("config", "web.auth")   # ~18 KB of heap on the unix port; loaded again when needed
         self.stats = dict((name, 0) for name in COUNTERS)
-        from . import health   # the version the loader booted (apps/<v>), else VERSION
-        self.stats.update(version=health.version(VERSION), last_error=None, mqtt_error=None,
-                          meter_error=None)
+        self.stats.update(version=BOOT["version"] or VERSION,   # the app tree the loader booted
+                          last_error=None, mqtt_error=None, meter_error=None)
         self.started = ticks_ms()
         self._last_record = None   # the newest reading, as its compact spool record
         self.board = self._board(cfg["board"]["name"])
@@ -186,7 +185,12 @@ class App:
         loaded only while it works."""
         if self.publisher is not None and self.cfg["publish"]["ha_discovery"]:
             lazy("ota_entity", "attach", self)()
-        await lazy("health", "watch", self)()
+        self.stats["ota_error"] = lazy("health", "last_error")()
+        if BOOT["mode"] == "trial":
+            await lazy("health", "watch_trial", self)()
+        else:
+            await asyncio.sleep(self.cfg["ota"]["trial_s"])
+            lazy("health", "stayed_up")()
         interval = self.cfg["ota"]["url"] and self.cfg["ota"]["check_interval_s"]
         check = lazy("ota", "check_for_update", self)
         while True:

@@ -1,7 +1,7 @@
 """Which app booted, and whether it is healthy: the other half of the loader (/main.py).
 
 The loader picks the app from /ota/state.json, counts the boot and calls booted(). The App's
-`ota` task then runs watch(), which watches it for ota.trial_s seconds:
+`ota` task then runs watch_trial() on a trial boot (stayed_up() after any other), which watches it for ota.trial_s seconds:
 
 * a trial (a freshly installed version) becomes the active one as soon as meter decoding works
   and MQTT or the web server is up; if that does not happen in time, it is rolled back: the state
@@ -140,31 +140,36 @@ async def healthy(app):
     return False, "neither MQTT nor the web server is up (%s)" % app.stats.get("mqtt_error")
 
 
-async def watch(app):
-    """Confirm or roll back a trial; clear the boot counter of a boot that stayed up."""
-    root, mode = BOOT["root"], BOOT["mode"]
+def last_error():
+    """Why the last update or trial failed, if it did (for the diagnostics)."""
+    return read_state(BOOT["root"])["last_error"]
+
+
+async def watch_trial(app):
+    """Confirm the trial once it is healthy, or roll it back after ota.trial_s seconds."""
+    root = BOOT["root"]
     trial_s = app.cfg["ota"]["trial_s"]
-    app.stats["ota_error"] = read_state(root)["last_error"]
     why = None
     for _ in range(trial_s):
         await asyncio.sleep(1)
-        if mode == "trial":
-            ok, why = await healthy(app)
-            if ok:
-                kill_point("trial-healthy")
-                confirm(root)
-                app.say("ota: %s is healthy, now the active version" % BOOT["version"])
-                return
-    if mode == "trial":
-        roll_back(root, "%s rolled back: not healthy within %d s: %s" % (BOOT["version"], trial_s, why))
-        app.say("ota: %s rolled back: %s" % (BOOT["version"], why))
-        app.reboot = True
-        app.request_restart(0)
-    else:
-        state = read_state(root)
-        if state["boots"]:
-            state["boots"] = 0
-            write_state(root, state)
+        ok, why = await healthy(app)
+        if ok:
+            kill_point("trial-healthy")
+            confirm(root)
+            app.say("ota: %s is healthy, now the active version" % BOOT["version"])
+            return
+    roll_back(root, "%s rolled back: not healthy within %d s: %s" % (BOOT["version"], trial_s, why))
+    app.say("ota: %s rolled back: %s" % (BOOT["version"], why))
+    app.reboot = True
+    app.request_restart(0)
+
+
+def stayed_up():
+    """A boot that stayed up ota.trial_s seconds: clear the loader's boot counter."""
+    state = read_state(BOOT["root"])
+    if state["boots"]:
+        state["boots"] = 0
+        write_state(BOOT["root"], state)
 
 
 def confirm(root):

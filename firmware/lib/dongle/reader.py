@@ -77,18 +77,24 @@ class Reader:
             except OSError as e:     # the simulator is not up yet, or the line went away
                 self.stats["meter_error"] = "meter source: %s" % e
                 n = 0
-            data = self._chunk[:n]
-            if n:
-                self.stats["meter_bytes"] += len(data)
-                self._keep(data)
-                self._handle(self.decoder.feed(data))
-            else:
-                self._handle(self.decoder.flush())
+            self._take(n)   # the readings live in that call's frame, not in this coroutine's
+            if not n:
                 if self.finite:
                     self.ended = True
                     self.wake.set()
                     return
                 await asyncio.sleep(1)
+
+    def _take(self, n):
+        """Decode the n bytes just read (0: the source ended). A plain call on purpose: a
+        coroutine's frame lives in the heap and keeps what its stack slots last held."""
+        if n:
+            data = self._chunk[:n]
+            self.stats["meter_bytes"] += n
+            self._keep(data)
+            self._handle(self.decoder.feed(data))
+        else:
+            self._handle(self.decoder.flush())
 
     def _keep(self, data):
         """Shift data into the fixed tail buffer (no allocation per chunk)."""
