@@ -114,21 +114,33 @@ class Publisher:
                 continue
             self.idle = False
             try:
-                reading, received = record.decode(item)
+                batch = self._batch(item)
             except FormatError as e:   # a damaged record can't be sent; don't let it block the rest
                 self.stats["last_error"] = e.message
                 self.spool.pop()
                 continue
-            if await self._publish_reading(reading, received):
+            if await self._publish_reading(*batch):
                 self.spool.pop()
                 self.stats["published"] += 1
         if self.client.last_error:
             self.stats["mqtt_error"] = self.client.last_error
 
-    async def _publish_reading(self, reading, received):
+    def _batch(self, item):
+        """A spooled record -> (meter id, (Reading, received) or None, harmonized messages).
+        A plain call on purpose: the Reading, a hundred small objects, is gone before the awaits
+        for the PUBACKs, unless the raw topics or a discovery announcement still need it."""
+        reading, received = record.decode(item)
+        device = topics.device_id(reading)
+        harmonized = []
+        if self.s["harmonized"]:
+            harmonized = list(topics.iter_harmonized(reading, self.base, received))
+        needed = self.s["raw"] or device != self.device or (
+            self.s["ha_discovery"] and device not in self.announced)
+        return device, (reading, received) if needed else None, harmonized
+
+    async def _publish_reading(self, device, kept, harmonized):
         """Publish one reading; False if the connection had to be renewed first (a new meter)."""
         client = self.client
-        device = topics.device_id(reading)
         if device != self.device:
             # a meter we did not speak for: hand over the status topic and reconnect, because
             # the broker learns a will only when we connect
@@ -142,16 +154,16 @@ class Publisher:
         if self.s["ha_discovery"] and device not in self.announced:
             from . import discovery   # one config at a time; its tables leave the heap after
             try:
-                for topic, payload in discovery.configs(reading, self.base, self.prefix,
+                for topic, payload in discovery.configs(kept[0], self.base, self.prefix,
                                                         self.node, self.version):
                     await client.publish(topic, payload, retain=True, qos=1)
             finally:
                 unload("discovery")
             self.announced.append(device)
-        if self.s["harmonized"]:
-            for topic, payload in topics.iter_harmonized(reading, self.base, received):
-                await client.publish(topic, payload, qos=1)
+        for topic, payload in harmonized:
+            await client.publish(topic, payload, qos=1)
         if self.s["raw"]:
+            reading, received = kept
             for topic, payload in topics.iter_raw_values(reading, self.base, received):
                 await client.publish(topic, payload, qos=1)
             topic, payload = topics.raw_state(reading, self.base, received)
