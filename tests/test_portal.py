@@ -53,6 +53,22 @@ def test_no_ssid_or_zero_delay_never_opens_the_ap_for_wifi():
         assert run(setup, [(0, False, False), (9999, False, False)]) == ["", ""]
 
 
+def test_quiet_only_in_normal_mode_with_nothing_under_way():
+    """What lets web.start() unload the portal: no AP, no marker, no timer running."""
+    setup = Setup(configured=True, ssid="home", ap_after_s=60)
+    quiet = []
+    for now, connected, pressed in [(0, True, False), (1, False, False), (2, True, False),
+                                    (3, True, True), (4, True, False)]:
+        setup.step(now, connected, pressed)
+        quiet.append(setup.quiet)
+    assert quiet == [True, False, True, False, True]
+    assert not Setup(configured=False, ssid="", ap_after_s=60).quiet
+    pending = Setup(configured=True, ssid="home", ap_after_s=60, pending=True)
+    assert not pending.quiet
+    pending.step(0, True)
+    assert pending.quiet
+
+
 def test_a_long_press_is_one_factory_reset():
     setup = Setup(configured=True, ssid="home", ap_after_s=0)
     steps = [(0, True, True), (LONG_PRESS_S - 1, True, True), (LONG_PRESS_S, True, True),
@@ -84,9 +100,15 @@ def test_first_boot_setup_save_then_normal_then_factory_reset(tmp_path):
                                    {"wifi": {"ssid": "home", "password": "swordfish-1"},
                                     "admin": {"password": ADMIN}})
         assert status == 200 and answer["restart"]
+        marker = fw.directory / "ap_pending"    # keeps the AP up until the new Wi-Fi works
+        assert marker.exists()
         fw.wait_for("restarting", 20)
         fw.wait_for("web: ", 20)
         assert call_json(port, "GET", "/api/status")[1]["mode"] == "normal"
+        deadline = time.monotonic() + 10
+        while marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not marker.exists()
         assert call(port, "GET", "/generate_204")[0] == 204
         assert call(port, "GET", "/api/config")[0] == 401
         assert call_json(port, "GET", "/api/config", headers=login(port))[1]["wifi"]["ssid"] == "home"

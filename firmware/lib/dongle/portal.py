@@ -113,6 +113,7 @@ class Portal:
                                           self.button.pressed()):
                 await self._do(action)
             if self.setup.quiet:
+                _remove(self.app.data + PENDING)   # the station connected: the marker is done
                 return
             await asyncio.sleep(1)
 

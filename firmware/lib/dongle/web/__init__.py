@@ -52,7 +52,9 @@ class Web:
 
 def _setup_wanted(app, button):
     """Could the setup portal do anything now? Cheap enough for every second."""
-    if not app.cfg["admin"]["password"] or not app.wifi.connected or button.pressed():
+    wifi = app.cfg["wifi"]
+    wifi_lost = not app.wifi.connected and wifi["ssid"] and wifi["ap_after_s"]
+    if not app.cfg["admin"]["password"] or wifi_lost or button.pressed():
         return True
     try:
         os.stat(app.data + PENDING)
