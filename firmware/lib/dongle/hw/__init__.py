@@ -5,8 +5,8 @@ Both modules offer the same names, and nothing outside this folder knows which o
     NAME                         "esp32" | "unix"
     data_dir(argv) -> str        folder for config.json and the spool
     board_roots(data) -> [str]   folders that hold boards/<name>/board.json
-    MeterPort(board, line, source)   async read() -> bytes (b"" at the end of a finite source),
-                                     set_line(line), close()
+    MeterPort(board, line, source)   async readinto(buf) -> n (0 at the end of a finite
+                                     source), set_line(line), close()
     Wifi(ssid, password)         async keep_up(), connected, rssi(), configure(ssid, password),
                                  scan() -> [(ssid, rssi, secure)], async try_connect(ssid, pw)
     AccessPoint()                up(essid), down(), active, ip       (the setup portal's AP)
