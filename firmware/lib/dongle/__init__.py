@@ -4,10 +4,19 @@ Code of rare paths (startup, OTA, discovery, the web API) is imported when used 
 afterwards: on the device a module's code sits in the heap while it is loaded, and the heap is
 what a dongle runs short of.
 """
+import os
 import sys
 
 # set by the loader through health.booted(); kept here because health itself comes and goes
 BOOT = {"root": "", "version": None, "mode": "normal"}
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
 
 
 def unload(*names):

@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 
-from . import BOOT   # set by the loader through booted()
+from . import BOOT, exists   # BOOT: set by the loader through booted()
 
 STATE = "/ota/state.json"
 
@@ -73,14 +73,6 @@ def makedirs(path):
         built = built + "/" + part if built or path.startswith("/") else part
         if part and not exists(built):
             os.mkdir(built)
-
-
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def remove_tree(path):

@@ -19,6 +19,7 @@ marker, Wi-Fi down, button held) and runs a Portal while it has something to do.
 import asyncio
 import os
 
+from . import exists
 from .web import PENDING
 
 LONG_PRESS_S = 5
@@ -97,7 +98,7 @@ class Portal:
         self.button = button
         self.setup = Setup(bool(cfg["admin"]["password"]), cfg["wifi"]["ssid"],
                            cfg["wifi"]["ap_after_s"], cfg["ap"]["timeout"],
-                           _exists(app.data + PENDING))
+                           exists(app.data + PENDING))
         self.dns = None
         self.essid = "meterkit-" + app.node[-6:]
 
@@ -163,14 +164,6 @@ def factory_reset(app):
     for name in RESET_FILES:
         _remove(app.data + name)
     app.request_restart()
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def _remove(path):

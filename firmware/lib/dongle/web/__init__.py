@@ -7,9 +7,8 @@ Only the listening socket and this small accept loop stay in the heap: the serve
 without one. Login sessions outlive that, in a list kept here.
 """
 import asyncio
-import os
 
-from .. import unload
+from .. import exists, unload
 
 IDLE_S = 30
 PENDING = "/ap_pending"   # marker: the setup was saved, keep the AP up until the station connects
@@ -54,13 +53,8 @@ def _setup_wanted(app, button):
     """Could the setup portal do anything now? Cheap enough for every second."""
     wifi = app.cfg["wifi"]
     wifi_lost = not app.wifi.connected and wifi["ssid"] and wifi["ap_after_s"]
-    if not app.cfg["admin"]["password"] or wifi_lost or button.pressed():
-        return True
-    try:
-        os.stat(app.data + PENDING)
-        return True
-    except OSError:
-        return False
+    return (not app.cfg["admin"]["password"] or wifi_lost or button.pressed()
+            or exists(app.data + PENDING))
 
 
 def _portal(app, button):
