@@ -24,6 +24,11 @@ from .spool import Spool
 
 VERSION = "0.1.0"
 WATCHDOG_MS = 30000
+# Collect after every GC_BYTES allocated instead of only when the heap is full: freed blocks are
+# reused lowest first, so short-lived objects keep landing in the same few holes and long-lived
+# ones do not end up scattered across the whole heap. Costs a few ms a second on the ESP32;
+# lowered the smallest heap the runtime runs in by 16 KB (tools/bench_runtime.py --smallest).
+GC_BYTES = 8192
 COUNTERS = ("meter_bytes", "readings", "throttled", "published", "mqtt_connects",
             "dropped_oversize", "frames_ok", "frames_crc", "frames_auth", "frames_replay",
             "frames_format", "skipped_bytes", "line_switches")
@@ -232,6 +237,7 @@ class App:
 
 def main(argv=None):
     argv = sys.argv if argv is None else argv
+    gc.threshold(GC_BYTES)
     while True:
         app = App(argv)
         try:

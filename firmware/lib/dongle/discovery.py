@@ -1,6 +1,7 @@
-"""Home Assistant MQTT discovery configs for a Reading (publish them retained).
+"""Home Assistant MQTT discovery configs for a meter (publish them retained).
 
-    for topic, payload in configs(reading, base, prefix, node, version): publish(...)
+    meter = about(reading)      # a plain call: the Reading can go before the publishing awaits
+    for topic, payload in configs(meter, base, prefix, node, version): publish(...)
 
 One HA device per meter; one sensor per harmonized value, state from the harmonized topics; plus
 diagnostic sensors reading <base>/<id>/diagnostics. A generator: the dongle holds one config at
@@ -31,14 +32,21 @@ _MODELS = ("|p1=DSMR P1 meter|sht=DSMR meter, encrypted P1 (Smarty)|hdlc=DLMS/CO
 _SETTINGS = ("device_class", "state_class", "unit_of_measurement", "entity_category")
 
 
-def configs(reading, base, prefix="homeassistant", node="meterkit", version=None):
-    """Yield (topic, payload) for each sensor, the harmonized ones first."""
-    meter = device_id(reading)
+def about(reading):
+    """What the configs need of a Reading: (meter id, source, meter_id, harmonized names)."""
+    return (device_id(reading), reading.source, reading.meter_id,
+            [name for name, _ in harmonize(reading)])
+
+
+def configs(meter, base, prefix="homeassistant", node="meterkit", version=None):
+    """Yield (topic, payload) for each sensor of meter (about(reading)), the harmonized ones
+    first."""
+    meter, source, meter_id, names = meter
     object_id = node + "_" + meter
     # the same in every config: where availability is told, the device the sensor belongs to
     shared = (', "availability_topic": ' + json_string(availability(base, meter)[0]),
-              ', "device": %s}' % _device(reading, object_id, version))
-    for name, _ in harmonize(reading):
+              ', "device": %s}' % _device(source, meter_id, object_id, version))
+    for name in names:
         quantity = QUANTITY[name]
         at = _HA.find("|%s " % quantity)
         if at < 0:
@@ -55,24 +63,24 @@ def configs(reading, base, prefix="homeassistant", node="meterkit", version=None
 
 def _sensor(prefix, object_id, name, label, state, field, settings, shared):
     """settings: device_class, state_class, unit, entity_category; "" where none."""
-    payload = '{"name": %s, "unique_id": %s, "state_topic": %s, "value_template": %s%s' % (
+    parts = ['{"name": %s, "unique_id": %s, "state_topic": %s, "value_template": %s%s' % (
         json_string(label), json_string(object_id + "_" + name), json_string(state),
-        json_string("{{ value_json.%s }}" % field), shared[0])
+        json_string("{{ value_json.%s }}" % field), shared[0])]
     for key, text in zip(_SETTINGS, settings):
         if text:
-            payload += ', "%s": %s' % (key, json_string(text))
-    return ("%s/sensor/%s/%s/config" % (prefix, object_id, name),
-            (payload + shared[1]).encode())
+            parts.append(', "%s": %s' % (key, json_string(text)))
+    parts.append(shared[1])   # joined once: no growing copies of a 500-byte payload
+    return "%s/sensor/%s/%s/config" % (prefix, object_id, name), "".join(parts).encode()
 
 
-def _device(reading, object_id, version):
+def _device(source, meter_id, object_id, version):
     if version is None:
         from meterkit import VERSION as version
     model = "smart meter"
-    at = _MODELS.find("|%s=" % reading.source)
+    at = _MODELS.find("|%s=" % source)
     if at >= 0:
         model = _MODELS[_MODELS.index("=", at) + 1:_MODELS.index("|", at + 1)]
-    name = "Smart meter %s" % (reading.meter_id or "")
+    name = "Smart meter %s" % (meter_id or "")
     return ('{"identifiers": [%s], "name": %s, "manufacturer": "meterkit", "model": %s, '
             '"sw_version": %s}' % (json_string(object_id), json_string(name.strip()),
                                    json_string(model), json_string(version)))

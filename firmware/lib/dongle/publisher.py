@@ -126,24 +126,29 @@ class Publisher:
             self.stats["mqtt_error"] = self.client.last_error
 
     def _batch(self, item):
-        """A spooled record -> (meter id, (Reading, received) or None, harmonized messages).
-        A plain call on purpose: the Reading, a hundred small objects, is gone before the awaits
-        for the PUBACKs, unless the raw topics or a discovery announcement still need it."""
+        """A spooled record -> (meter id, (Reading, received) or None, what a discovery
+        announcement needs or None, harmonized messages). A plain call on purpose: the Reading,
+        a hundred small objects, is gone before the awaits for the PUBACKs unless the raw topics
+        still need it."""
         reading, received = record.decode(item)
         device = topics.device_id(reading)
         harmonized = []
         if self.s["harmonized"]:
             harmonized = list(topics.iter_harmonized(reading, self.base, received))
-        needed = self.s["raw"] or device != self.device or (
-            self.s["ha_discovery"] and device not in self.announced)
-        return device, (reading, received) if needed else None, harmonized
+        meter = None
+        if self.s["ha_discovery"] and device not in self.announced:
+            from .discovery import about   # one config at a time; its tables leave the heap after
+            meter = about(reading)
+        kept = (reading, received) if self.s["raw"] else None
+        return device, kept, meter, harmonized
 
-    async def _publish_reading(self, device, kept, harmonized):
+    async def _publish_reading(self, device, kept, meter, harmonized):
         """Publish one reading; False if the connection had to be renewed first (a new meter)."""
         client = self.client
         if device != self.device:
             # a meter we did not speak for: hand over the status topic and reconnect, because
             # the broker learns a will only when we connect
+            unload("discovery")
             topic, _, offline = self.availability
             await client.publish(topic, offline, retain=True, qos=1)
             self._speak_for(device)
@@ -151,18 +156,18 @@ class Publisher:
                 self.on_device(device)
             await client.disconnect()
             return False
-        if self.s["ha_discovery"] and device not in self.announced:
-            from . import discovery   # one config at a time; its tables leave the heap after
+        if meter is not None:
+            from .discovery import configs
             try:
-                for topic, payload in discovery.configs(kept[0], self.base, self.prefix,
-                                                        self.node, self.version):
+                for topic, payload in configs(meter, self.base, self.prefix, self.node,
+                                              self.version):
                     await client.publish(topic, payload, retain=True, qos=1)
             finally:
                 unload("discovery")
             self.announced.append(device)
         for topic, payload in harmonized:
             await client.publish(topic, payload, qos=1)
-        if self.s["raw"]:
+        if kept is not None:
             reading, received = kept
             for topic, payload in topics.iter_raw_values(reading, self.base, received):
                 await client.publish(topic, payload, qos=1)

@@ -120,8 +120,8 @@ def diagnostics(stats, base, id):
 def discovery(reading, base, prefix="homeassistant", node="meterkit", version=None):
     """[(topic, payload)] Home Assistant MQTT discovery configs (publish them retained); the
     tables live in discovery.py, which the dongle loads only while it announces."""
-    from .discovery import configs
-    return list(configs(reading, base, prefix, node, version))
+    from .discovery import about, configs
+    return list(configs(about(reading), base, prefix, node, version))
 
 
 def _timestamp(reading, received):
