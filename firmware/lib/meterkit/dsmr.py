@@ -11,6 +11,8 @@ Each data line is an OBIS code followed by value groups:
 
 Timestamps YYMMDDhhmmssX: X = W (winter, +01:00) or S (summer, +02:00).
 """
+import sys
+
 from .clock import iso_datetime, valid_date
 from .errors import CrcError, FormatError
 from .exact import Exact
@@ -123,8 +125,11 @@ def _add_line(reading, number, line):
 # OBIS text as written -> (canonical text, kind, the last line that carried it, what that line
 # said): a meter repeats the same ~40 codes, and values are immutable, so an unchanged line's
 # values are shared, not parsed again. kind: how a value group without a unit reads.
+# On MicroPython only the code is kept (line and values None): the dongle reads one telegram a
+# second and would pay ~6 KB of heap for the lines, replaced as they change and leaving holes.
 _CODES = {}
 MAX_CODES = 128
+MEMO_LINES = sys.implementation.name != "micropython"
 
 
 def _read_line(line, paren):
@@ -154,10 +159,11 @@ def _read_line(line, paren):
         said = value, unit, None
     else:
         said = _interpret(kind, line, paren)
-    if len(_CODES) >= MAX_CODES and text not in _CODES:   # bounded: a noisy line can't grow it
-        _CODES.clear()
-    code = _CODES[text] = (obis, kind, line, said)
-    return code
+    if MEMO_LINES or text not in _CODES:
+        if len(_CODES) >= MAX_CODES and text not in _CODES:   # bounded: a noisy line can't grow it
+            _CODES.clear()
+        _CODES[text] = (obis, kind, line, said) if MEMO_LINES else (obis, kind, None, None)
+    return obis, kind, line, said
 
 
 def _interpret(kind, line, i):
