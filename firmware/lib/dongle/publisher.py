@@ -137,7 +137,7 @@ class Publisher:
             harmonized = list(topics.iter_harmonized(reading, self.base, received))
         meter = None
         if self.s["ha_discovery"] and device not in self.announced:
-            from .discovery import about   # one config at a time; its tables leave the heap after
+            from .discovery import about   # _publish_reading unloads it after the announcement
             meter = about(reading)
         kept = (reading, received) if self.s["raw"] else None
         return device, kept, meter, harmonized
