@@ -112,7 +112,13 @@ def test_broker_outage_loses_nothing(tmp_path):
         broker.stop()
     assert seen_before < count
     stamps = [number(p)["timestamp"] for _, p, _ in sub.messages]
-    assert stamps == [epoch_seconds(e["timestamp"]) for e in line.expected]   # in order, once
+    # QoS 1 is at least once: a message the broker passed on just as it stopped, before its
+    # PUBACK got back to the dongle (or the subscriber's to the broker), goes again after the
+    # restart. That one message, right after itself, is the only repeat allowed.
+    repeats = [i for i in range(1, len(stamps)) if stamps[i] == stamps[i - 1]]
+    assert len(repeats) <= 1, repeats
+    stamps = [stamp for i, stamp in enumerate(stamps) if i not in repeats]
+    assert stamps == [epoch_seconds(e["timestamp"]) for e in line.expected]   # in order, all
     assert stats["mqtt_connects"] >= 3 and stats["dropped"] == 0
     assert stats["readings"] == stats["published"] == count
 
