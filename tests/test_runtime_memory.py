@@ -11,23 +11,29 @@ is ~150 KB while it runs, and the smallest heap that passes is 168-184 KB (`tool
 at ~80/s, faster than the publisher's ~20 QoS 1 messages per reading can go, so the spool spills
 to its ring file the whole time: the hardest case for the heap. The raw per-value topics (~45
 messages a reading) are off to keep the run near a minute; test_runtime_e2e.py covers them. The
-web server only listens here: its handlers, imported per request and dropped after 30 s idle, are
-exercised by test_web_*.py."""
+web server only listens in that run; the second test opens the page while the runtime works, in
+the same heap, where the handlers (imported per request, dropped after 30 s idle or when the heap
+runs out) do not always fit: that must cost a 503, never a crash."""
+import json
+import threading
+import time
+
 from broker import Broker
 from firmware_harness import Firmware, Meter, MeterLine
+from web_harness import call
 
 COUNT = 5000
 HEAP_KB = 208
+CONFIG = {"meter": {"profile": "dsmr5"},
+          "publish": {"diagnostics_interval": 2, "raw": False, "harmonized": True,
+                      "ha_discovery": True},
+          "admin": {"password": "a-configured-dongle"}}   # past its setup: normal mode
 
 
 def test_5000_telegrams_in_a_small_heap_without_growth(tmp_path):
     line = MeterLine(Meter("dsmr5", seed=11), count=COUNT, interval=0.012)
-    cfg = {"meter": {"profile": "dsmr5"},
-           "publish": {"diagnostics_interval": 2, "raw": False, "harmonized": True,
-                       "ha_discovery": True},
-           "admin": {"password": "a-configured-dongle"}}   # past its setup: normal mode
     with Broker(tmp_path) as broker:
-        fw = Firmware(tmp_path, cfg, broker.port, line.port, heapsize="%dk" % HEAP_KB,
+        fw = Firmware(tmp_path, CONFIG, broker.port, line.port, heapsize="%dk" % HEAP_KB,
                       compiled=True)
         assert "web: http://localhost:%d/" % fw.http_port in fw.start().wait_for("web: ")
         stats = fw.wait(timeout=600)     # a MemoryError would end it with a traceback
@@ -37,3 +43,43 @@ def test_5000_telegrams_in_a_small_heap_without_growth(tmp_path):
     assert len(used) >= 8
     half = len(used) // 2
     assert max(used[half:]) <= max(used[:half]) + 16 * 1024, used
+
+
+def browse(port, rounds, statuses, live):
+    """What a phone does with the page, a few times: the page, a login, the API calls."""
+    for _ in range(rounds):
+        statuses.append(call(port, "GET", "/")[0])
+        status, headers, _ = call(port, "POST", "/api/login",
+                                  {"password": CONFIG["admin"]["password"]})
+        statuses.append(status)
+        if status != 200:
+            continue   # a 503: no session this round
+        cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
+        for path in ("/api/status", "/api/live", "/api/history?range=day"):
+            status, _, body = call(port, "GET", path, headers=cookie)
+            statuses.append(status)
+            if path == "/api/live" and status == 200:
+                live.append(json.loads(body))
+        time.sleep(1)
+
+
+def test_page_views_while_it_runs_crash_nothing(tmp_path):
+    """The web handlers (~38 KB here) load next to the running runtime when someone opens the
+    page. A request that finds no room gets a 503; a task that does is restarted with the
+    handlers dropped (the meter side comes first). Nothing crashes, every queued reading is
+    published, and a reading is lost only where the heap ran out, counted in out_of_memory."""
+    count = 1500
+    line = MeterLine(Meter("dsmr5", seed=12), count=count, interval=0.012)
+    statuses, live = [], []
+    with Broker(tmp_path) as broker:
+        fw = Firmware(tmp_path, CONFIG, broker.port, line.port, heapsize="%dk" % HEAP_KB,
+                      compiled=True)
+        fw.start().wait_for("web: ")
+        phone = threading.Thread(target=browse, args=(fw.http_port, 3, statuses, live))
+        phone.start()
+        stats = fw.wait(timeout=300)     # a MemoryError that got through ends it with a traceback
+        phone.join()
+    assert len(statuses) >= 6 and set(statuses) <= {200, 503}, statuses
+    assert live and "power_in" in live[-1]["harmonized"], live   # the page showed the meter
+    assert stats["published"] >= stats["readings"] >= count - stats["out_of_memory"]
+    assert stats["dropped"] == 0

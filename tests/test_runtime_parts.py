@@ -240,3 +240,38 @@ def test_request_lines(head, status):
     except HttpError as error:
         got = error.status
     assert got == status
+
+
+# -- short of heap ---------------------------------------------------------------------------------
+
+def test_a_frame_without_room_to_decode_is_skipped_and_counted(vectors):
+    """The dongle's decoder when the heap runs out mid-frame: that frame is a format error that
+    says why, memory_short tells the reader (which has the app make room), the next frame decodes."""
+    telegram = next(vector_bytes(v) for v in vectors if vector_bytes(v).startswith(b"/"))
+    decoder = StreamDecoder(framings=("p1",))
+    frame_length, decode = decoder._framers[0x2F]
+
+    def short_of_heap(frame):
+        raise MemoryError("memory allocation failed")
+    decoder._framers[0x2F] = (frame_length, short_of_heap)
+    events = decoder.feed(telegram)
+    assert [e.message for e in events] == ["out of memory while decoding: frame skipped"]
+    assert decoder.memory_short == 1 and decoder.counts["format"] == 1
+    decoder._framers[0x2F] = (frame_length, decode)
+    assert isinstance(decoder.feed(telegram)[0], Reading)
+
+
+def test_a_request_short_of_heap_gets_a_503_not_a_500():
+    import asyncio
+    from dongle.web.http import Server
+
+    async def short_of_heap(request):
+        raise MemoryError("memory allocation failed")
+
+    async def serve():
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"GET /api/status HTTP/1.0\r\n\r\n")
+        reader.feed_eof()
+        return await Server(short_of_heap)._serve(reader)
+    response, _ = asyncio.run(serve())
+    assert response.status == 503 and b"out of memory" in response.body

@@ -29,9 +29,10 @@ WATCHDOG_MS = 30000
 # ones do not end up scattered across the whole heap. Costs a few ms a second on the ESP32;
 # lowered the smallest heap the runtime runs in by 16 KB (tools/bench_runtime.py --smallest).
 GC_BYTES = 8192
+OOM_RESTARTS, OOM_WINDOW_MS = 20, 60000   # task restarts after a MemoryError, before a reboot
 COUNTERS = ("meter_bytes", "readings", "throttled", "published", "mqtt_connects",
             "dropped_oversize", "frames_ok", "frames_crc", "frames_auth", "frames_replay",
-            "frames_format", "skipped_bytes", "line_switches")
+            "frames_format", "skipped_bytes", "line_switches", "out_of_memory")
 
 
 def say(*words):
@@ -89,6 +90,9 @@ class App:
         self.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
         self.say = say
         self.portal = self.history = None   # set by web.start()
+        self.shed = None   # set by web.start(): drops the web handlers when the heap runs out
+        self._oom_since, self._oom_count = self.started, 0
+        self._watchdog = None
         self.restart = False
         self.reboot = False   # with restart: a new app tree goes on trial, back to the loader
 
@@ -144,21 +148,18 @@ class App:
     # -- tasks -----------------------------------------------------------------------------------
 
     async def run(self):
-        reader = asyncio.create_task(self.reader.run())
-        tasks = [reader, asyncio.create_task(self._wifi()),
-                 asyncio.create_task(self._housekeeping())]
+        jobs = [self.reader.run, self._wifi, self._housekeeping, self._ota]
         if self.publisher:
-            tasks.append(asyncio.create_task(self.publisher.run()))
-        tasks.append(asyncio.create_task(self._ota()))
+            jobs.append(self.publisher.run)
+        tasks = [asyncio.create_task(job()) for job in jobs]
         from . import web
         close_web = await web.start(self)
         say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
             self.cfg["meter"]["profile"], "line", profiles.describe(self.auto.line))
         while not self.restart and not (self.finite and self.reader.ended and self._all_published()):
-            for task in tasks:   # only a finite reader ends; any other end is a crash: show it
-                if task.done() and not (task is reader and self.reader.ended):
-                    await task
-                    raise RuntimeError("a runtime task ended")
+            for i in range(len(tasks)):   # only a finite reader (jobs[0]) ends
+                if tasks[i].done() and not (i == 0 and self.reader.ended):
+                    tasks[i] = await self._rerun(tasks[i], jobs[i])
             await asyncio.sleep_ms(50)
         await close_web()
         if self.restart:
@@ -171,6 +172,28 @@ class App:
         self.spool.flush()
         if not self.restart:
             say("done", json.dumps(self.stats))
+
+    async def _rerun(self, task, job):
+        """A task ended. Out of memory (the heap short at a bad moment: a page view during a
+        burst) costs a restart of that task: the spool keeps what was not yet published. Many
+        in a row mean a heap too fragmented to recover: the error goes on to the loader, which
+        reboots the dongle. Any other end is a bug: show it."""
+        try:
+            await task
+        except MemoryError:
+            now = ticks_ms()
+            if _ticks_diff(now, self._oom_since) > OOM_WINDOW_MS:
+                self._oom_since, self._oom_count = now, 0
+            self._oom_count += 1
+            if self._oom_count > OOM_RESTARTS:
+                raise
+            self.stats["out_of_memory"] += 1
+            self.stats["last_error"] = "out of memory: a task was restarted"
+            if self.shed:
+                self.shed()   # the meter side comes first: the page loads again later
+            gc.collect()
+            return asyncio.create_task(job())
+        raise RuntimeError("a runtime task ended")
 
     def request_restart(self, delay_ms=1000):
         """Restart soon (after the HTTP response got out): a saved config applies at boot."""
@@ -210,7 +233,9 @@ class App:
             await asyncio.sleep(5)
 
     async def _housekeeping(self):
-        watchdog = self.hw.Watchdog(WATCHDOG_MS)
+        if self._watchdog is None:   # once: a restarted task (_rerun) keeps feeding the same one
+            self._watchdog = self.hw.Watchdog(WATCHDOG_MS)
+        watchdog = self._watchdog
         led = self.hw.Led(self.board)
         every = self.cfg["publish"]["diagnostics_interval"]
         second = 0

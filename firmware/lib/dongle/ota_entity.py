@@ -67,7 +67,7 @@ def messages(app):
 def attach(app):
     """Announce the entity on every connect; HA's install command starts an update from ota.url."""
     p = app.publisher
-    p.extras.append(lazy("ota_entity", "messages", app))
+    p.extras["ota_entity"] = lazy("ota_entity", "messages", app)   # attached again: replaced
     p.commands[command_topic(p.base, app.node)] = lazy("ota_entity", "install_command", app)
 
 

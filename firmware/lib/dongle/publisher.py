@@ -38,7 +38,7 @@ class Publisher:
         self._speak_for(device or node)
         self.announced = []   # meter ids whose discovery configs went out on this connection
         self.idle = True      # nothing left to publish
-        self.extras = []      # callables -> [(topic, payload)], retained on every connect
+        self.extras = {}      # name -> callable -> [(topic, payload)], retained on every connect
         self.commands = {}    # topic -> callback(payload): subscribed on every connect
 
     def _speak_for(self, device):
@@ -81,7 +81,7 @@ class Publisher:
             await self.client.subscribe(self.prefix + "/status")
         for topic in self.commands:
             await self.client.subscribe(topic)
-        for messages in self.extras:
+        for messages in self.extras.values():
             for topic, payload in messages():
                 await self.client.publish(topic, payload, retain=True, qos=1)
         asyncio.create_task(self._poll())

@@ -122,6 +122,9 @@ class Reader:
             self.port.set_line(line)
             self.stats["line_switches"] = self.auto.switches
         self.stats["line_locked"] = self.auto.locked
+        if self.decoder.memory_short:   # a frame went for want of heap: the app makes room
+            self.decoder.memory_short = 0
+            raise MemoryError("no heap to decode a frame")
 
     def _queue(self, reading):
         now = now_s()

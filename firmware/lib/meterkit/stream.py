@@ -26,6 +26,7 @@ class StreamDecoder:
         self.counts = dict((name, 0) for name in COUNTERS)
         self.skipped = 0            # garbage bytes between frames
         self.last_error = None
+        self.memory_short = 0       # frames skipped for want of heap since the caller last looked
         self.dlms = "hdlc" in framings or "mbus" in framings
         self._framers = {}          # first byte of a frame -> (frame_length, handler)
         for name in framings:
@@ -99,6 +100,10 @@ class StreamDecoder:
             reading = handler(frame)
         except DecodeError as error:
             self._emit(error, events)
+            return
+        except MemoryError:   # a dongle short of heap for a moment: skip this frame, go on
+            self.memory_short += 1
+            self._emit(FormatError("out of memory while decoding: frame skipped"), events)
             return
         except Exception as error:  # a bug must never take the dongle down; fuzzing hunts these
             self._emit(FormatError("internal decoder error (please report): %r" % (error,)), events)

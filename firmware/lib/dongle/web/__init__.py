@@ -3,8 +3,9 @@ DNS (dns), static pages (static). start(app) wires them, with the portal and his
 running App.
 
 Only the listening socket and this small accept loop stay in the heap: the server and the API
-(~30 KB on the unix port) are imported when a connection arrives and forgotten again after IDLE_S
-without one. Login sessions outlive that, in a list kept here.
+(~38 KB on the unix port) are imported when a connection arrives and forgotten again after IDLE_S
+without one, or at once when the heap runs out (shed(): the meter side comes first; a request
+that finds no room gets a 503). Login sessions outlive that, in a list kept here.
 """
 import asyncio
 
@@ -14,6 +15,8 @@ IDLE_S = 30
 PENDING = "/ap_pending"   # marker: the setup was saved, keep the AP up until the station connects
 # loaded for requests only; none of them is imported by the rest of the runtime
 HANDLERS = ("web.api", "web.static", "web.auth", "web.http", "config")
+BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
+        b"Retry-After: 5\r\n\r\nout of memory, try again later\n")
 
 
 class Web:
@@ -29,19 +32,34 @@ class Web:
 
     async def _accept(self, reader, writer):
         self.idle_s = 0
-        if self.server is None:
-            from .api import Api
-            from .http import Server
-            self.server = Server(Api(self.app, self.sessions).handle)
-        await self.server.connection(reader, writer)
+        try:
+            if self.server is None:
+                from .api import Api
+                from .http import Server
+                self.server = Server(Api(self.app, self.sessions).handle)
+            await self.server.connection(reader, writer)
+        except MemoryError:   # no room for the handlers just now: the meter side comes first
+            self.shed()
+            self.app.stats["out_of_memory"] += 1
+            try:
+                writer.write(BUSY)
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+    def shed(self):
+        """Drop the handlers now (a request in flight keeps what it uses until it ends)."""
+        self.server = None
+        unload(*HANDLERS)
 
     async def unload_when_idle(self):
         while True:
             await asyncio.sleep(1)
             self.idle_s += 1
             if self.server is not None and not self.server.active and self.idle_s >= IDLE_S:
-                self.server = None
-                unload(*HANDLERS)
+                self.shed()
 
     def close(self):
         if self.listener is not None:
@@ -84,6 +102,7 @@ async def start(app):
     app.history = History(app.data + "/history")
     tasks = [asyncio.create_task(_watch_setup(app))]
     web = Web(app)
+    app.shed = web.shed
     port = app.cfg["http"]["port"]
     if port:
         try:

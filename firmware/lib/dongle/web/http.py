@@ -226,6 +226,9 @@ class Server:
             return await self.handle(request), request.method == "HEAD"
         except HttpError as e:
             return error_response(e.status, e.message), request.method == "HEAD"
+        except MemoryError:      # the heap was short just now: not a bug, worth a retry
+            self.counts["errors"] += 1
+            return error_response(503, "out of memory, try again"), False
         except Exception as e:   # a bug in a route must not take the dongle down
             self.counts["errors"] += 1
             return error_response(500, "internal error: %r" % (e,)), False
