@@ -275,3 +275,50 @@ def test_a_request_short_of_heap_gets_a_503_not_a_500():
         return await Server(short_of_heap)._serve(reader)
     response, _ = asyncio.run(serve())
     assert response.status == 503 and b"out of memory" in response.body
+
+
+def test_a_task_out_of_memory_is_restarted_until_too_many_go_to_the_loader():
+    """App._rerun on MicroPython: each MemoryError restarts the task with the web handlers
+    dropped and is counted; one more than OOM_RESTARTS in a minute goes on (the loader reboots);
+    a task that just ends is a bug and says so."""
+    out = run_micropython("""
+import asyncio
+from dongle.app import App, OOM_RESTARTS
+from dongle.reader import ticks_ms
+
+class Fake:
+    pass
+
+app = Fake()
+app.stats = {"out_of_memory": 0, "last_error": None}
+app._oom_since, app._oom_count = ticks_ms(), 0
+shed, runs = [], []
+app.shed = lambda: shed.append(1)
+
+async def short_of_heap():
+    runs.append(1)
+    raise MemoryError("memory allocation failed")
+
+async def ends():
+    pass
+
+async def main():
+    task, restarts = asyncio.create_task(short_of_heap()), 0
+    try:
+        while True:
+            task = await App._rerun(app, task, short_of_heap)
+            restarts += 1
+    except MemoryError:
+        pass
+    print(OOM_RESTARTS, restarts, app.stats["out_of_memory"], len(shed), len(runs))
+    print(app.stats["last_error"])
+    try:
+        await App._rerun(app, asyncio.create_task(ends()), ends)
+    except RuntimeError as e:
+        print(e)
+
+asyncio.run(main())
+""")
+    limit, restarts, counted, shed, runs = map(int, out.splitlines()[0].split())
+    assert restarts == counted == shed == limit and runs == limit + 1
+    assert out.splitlines()[1:] == ["out of memory: a task was restarted", "a runtime task ended"]
