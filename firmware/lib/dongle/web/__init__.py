@@ -38,7 +38,7 @@ class Web:
                 from .http import Server
                 self.server = Server(Api(self.app, self.sessions).handle)
             await self.server.connection(reader, writer)
-        except MemoryError:   # no room for the handlers just now: the meter side comes first
+        except MemoryError:   # no room for the handlers or this answer: the meter side comes first
             self.shed()
             self.app.stats["out_of_memory"] += 1
             try:
