@@ -7,7 +7,8 @@ the whole runtime runs in.
 The whole runtime as tests/test_runtime_memory.py runs it, on a dongle past its setup: DSMR5, MQTT
 with HA discovery and harmonized topics (--raw: also the raw ones; give it --heap 384k --interval
 0.03), web server listening, history on, trial watch and update entity. --smallest searches
-(8 KB steps, 1000 telegrams per try) the smallest -X heapsize that runs without a MemoryError.
+(8 KB steps, 1000 telegrams per try) the smallest -X heapsize that runs without a MemoryError
+(none restarting a task either).
 """
 import argparse
 import pathlib
@@ -53,7 +54,7 @@ def smallest(interval):
     while high - low > 8:
         mid = (low + high) // 16 * 8
         stats, _, _, _ = run(mid, 1000, interval)
-        if stats and stats["published"] == 1000:
+        if stats and stats["published"] == 1000 and not stats["out_of_memory"]:
             high = mid
         else:
             low = mid
@@ -75,8 +76,8 @@ def main():
     if stats is None:
         print("the runtime crashed (see the firmware's output): give it a bigger --heap")
         return 1
-    print("readings published  %d, dropped %d, frames ok %d" % (
-        stats["published"], stats["dropped"], stats["frames_ok"]))
+    print("readings published  %d, dropped %d, frames ok %d, out-of-memory restarts %d" % (
+        stats["published"], stats["dropped"], stats["frames_ok"], stats["out_of_memory"]))
     print("heap used after GC  at start %d KB, min %d KB, max %d KB, at the end %d KB" % (
         used[0] // 1024, min(used[1:]) // 1024, max(used[1:]) // 1024, used[-1] // 1024))
     print("elapsed             %.1f s: %.0f readings/s, %.0f MQTT messages/s (%d messages)" % (
