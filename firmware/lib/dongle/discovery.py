@@ -14,10 +14,10 @@ from meterkit.reading import json_string
 
 from .topics import availability, device_id, diagnostics
 
-# Home Assistant sensor settings per harmonized quantity: device_class (the quantity's name),
+# Home Assistant sensor settings per harmonized quantity (its name is the device_class):
 # state_class, unit. total_increasing + kWh / m³ is what the energy dashboard accepts.
-_HA = ("|power measurement W|energy total_increasing kWh|voltage measurement V"
-       "|current measurement A|gas total_increasing m\u00b3|")
+_HA = ("|power=measurement W|energy=total_increasing kWh|voltage=measurement V"
+       "|current=measurement A|gas=total_increasing m\u00b3|")
 
 # Dongle health sensors: stats key, label, device_class, state_class, unit ("" where none).
 _DIAGNOSTICS = ("frames_ok,Frames OK,,total_increasing,\n"
@@ -48,10 +48,10 @@ def configs(meter, base, prefix="homeassistant", node="meterkit", version=None):
               ', "device": %s}' % _device(source, meter_id, object_id, version))
     for name in names:
         quantity = QUANTITY[name]
-        at = _HA.find("|%s " % quantity)
-        if at < 0:
+        entry = _entry(_HA, quantity)
+        if entry is None:
             raise KeyError(quantity)
-        settings = _HA[at + 1:_HA.index("|", at + 1)].split(" ") + [""]
+        settings = [quantity] + entry.split(" ") + [""]
         state = "%s/%s/%s/%s" % (base, meter, quantity, name)
         yield _sensor(prefix, object_id, name, _label(name), state, "value", settings, shared)
     state = diagnostics({}, base, meter)[0]
@@ -76,14 +76,20 @@ def _sensor(prefix, object_id, name, label, state, field, settings, shared):
 def _device(source, meter_id, object_id, version):
     if version is None:
         from meterkit import VERSION as version
-    model = "smart meter"
-    at = _MODELS.find("|%s=" % source)
-    if at >= 0:
-        model = _MODELS[_MODELS.index("=", at) + 1:_MODELS.index("|", at + 1)]
+    model = _entry(_MODELS, source) or "smart meter"
     name = "Smart meter %s" % (meter_id or "")
     return ('{"identifiers": [%s], "name": %s, "manufacturer": "meterkit", "model": %s, '
             '"sw_version": %s}' % (json_string(object_id), json_string(name.strip()),
                                    json_string(model), json_string(version)))
+
+
+def _entry(table, key):
+    """The text after '|key=' in a '|key=text|...|' table, or None."""
+    at = table.find("|%s=" % key)
+    if at < 0:
+        return None
+    at += len(key) + 2
+    return table[at:table.index("|", at)]
 
 
 def _label(name):
