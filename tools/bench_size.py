@@ -27,12 +27,17 @@ import build_mpy  # noqa: E402
 LIB = build_mpy.FIRMWARE / "lib"
 
 # What the dongle imports, per use: the decoder alone for a plain P1 meter, for an encrypted DLMS
-# meter (security + APDU layers load on first use), and the whole runtime after configuration.
+# meter (security + APDU layers load on first use), what stays loaded while the runtime reads a
+# DSMR5 meter (the 26 modules tests/test_runtime_memory.py's run holds), and every module of the
+# runtime, the setup-time ones too.
 SCENARIOS = (
     ("decoder, P1 meter", "from meterkit.stream import StreamDecoder\n"
                           "StreamDecoder(framings=('p1',))"),
     ("decoder, DLMS+GCM", "from meterkit.stream import StreamDecoder\n"
                           "StreamDecoder(bytes(16), framings=('hdlc', 'mbus')).apdu"),
+    ("runtime, DSMR5", "import dongle.app, dongle.web, dongle.history\n"
+                       "from meterkit.stream import StreamDecoder\n"
+                       "StreamDecoder(framings=('p1',)).feed(b'/X5\\r\\n\\r\\n!0000\\r\\n')"),
     ("whole app", "import dongle.app, dongle.config, dongle.board, dongle.mqtt, dongle.web.http, dongle.web.api\n"
                   "from meterkit.stream import StreamDecoder\n"
                   "StreamDecoder(bytes(16)).apdu"),
