@@ -8,9 +8,9 @@ on the 64-bit unix port every loaded module keeps its bytecode and qstrs in the 
 the 26 modules this run holds, `tools/bench_size.py`'s "runtime, DSMR5" row; frozen, as `make
 firmware` builds the device, ~49 KB of it would stay in RAM), the live set after GC is ~150 KB
 while it runs, and the smallest heap that passes is 168-184 KB (`tools/bench_runtime.py
---smallest`; both in `make bench`); 208 KB keeps a margin for a shared CI machine. The telegrams come
-at ~80/s, faster than the publisher's ~20 QoS 1 messages per reading can go, so the spool spills
-to its ring file the whole time: the hardest case for the heap. The raw per-value topics (~45
+--smallest`; both in `make bench`); 208 KB keeps a margin for a shared CI machine. The
+telegrams come at ~80/s, faster than the publisher's ~20 QoS 1 messages per reading can go, so
+the spool spills to its ring file the whole time: the hardest case for the heap. The raw per-value topics (~45
 messages a reading) are off to keep the run near a minute; test_runtime_e2e.py covers them. The
 web server only listens in that run; the second test opens the page while the runtime works, in
 16 KB more, where the handlers (imported per request, dropped after 30 s idle or when the heap

@@ -28,7 +28,7 @@ LIB = build_mpy.FIRMWARE / "lib"
 
 # What the dongle imports, per use: the decoder alone for a plain P1 meter, for an encrypted DLMS
 # meter (security + APDU layers load on first use), what stays loaded while the runtime reads a
-# DSMR5 meter (the 26 modules tests/test_runtime_memory.py's run holds), and the runtime with
+# DSMR5 meter (the modules tests/test_runtime_memory.py's run holds), and the runtime with
 # its setup-time and web modules and the DLMS decoder too.
 SCENARIOS = (
     ("decoder, P1 meter", "from meterkit.stream import StreamDecoder\n"
