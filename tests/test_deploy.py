@@ -21,35 +21,51 @@ VERSION = deploy.app_version()
 
 
 class PtyDevice:
-    """The unix port's REPL on one pty, bridged to a second pty whose name mpremote opens, like
-    a USB serial port. root is the device's filesystem (the process's working directory)."""
+    """The unix port's REPL bridged to a pty whose name mpremote opens, like a USB serial port.
+    root is the device's filesystem (the process's working directory).
+
+    Like a device plugged in a while ago, it is up before anyone connects: mpremote's handshake
+    sent to a REPL still starting was answered out of step, and the deploy waited forever in a
+    read without timeout. The REPL talks through pipes, not a terminal: the unix port discards a
+    terminal's unread input (tcsetattr TCSAFLUSH) when it switches the terminal's mode, which a
+    UART never does. -i keeps the REPL up on a stdin that is no terminal."""
 
     def __init__(self, root):
         self.root = root
-        device_master, device_side = os.openpty()
         self.master, port_side = os.openpty()
-        tty.setraw(device_side)   # no newline translation: bytes pass as a UART passes them
-        tty.setraw(port_side)
+        tty.setraw(port_side)   # no newline translation: bytes pass as a UART passes them
         self.port = os.ttyname(port_side)
-        self.fds = [device_master, device_side, self.master, port_side]
-        self.proc = subprocess.Popen([micropython_binary()], stdin=device_side, stdout=device_side,
-                                     stderr=device_side, cwd=root, start_new_session=True)
-        self.device_master = device_master
+        self.fds = [self.master, port_side]
+        self.proc = subprocess.Popen([micropython_binary(), "-i"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root,
+                                     start_new_session=True, bufsize=0)
+        self.up = threading.Event()
         threading.Thread(target=self._pump, daemon=True).start()
+        if not self.up.wait(30):
+            self.close()
+            raise AssertionError("the unix port's REPL did not start")
 
     def _pump(self):
+        device_out, device_in = self.proc.stdout.fileno(), self.proc.stdin.fileno()
+        seen = b""
         while self.proc.poll() is None:
-            ready, _, _ = select.select([self.device_master, self.master], [], [], 0.2)
+            ready, _, _ = select.select([device_out, self.master], [], [], 0.2)
             for fd in ready:
                 try:
                     data = os.read(fd, 4096)
-                    os.write(self.master if fd == self.device_master else self.device_master, data)
+                    os.write(self.master if fd == device_out else device_in, data)
                 except OSError:
                     return
+                if fd == device_out and not self.up.is_set():
+                    seen += data
+                    if b">>> " in seen:   # the first prompt: the REPL is up
+                        self.up.set()
 
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
         for fd in self.fds:
             os.close(fd)
 
