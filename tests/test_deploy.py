@@ -40,7 +40,8 @@ class PtyDevice:
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=root,
                                      start_new_session=True, bufsize=0)
         self.up = threading.Event()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
         if not self.up.wait(30):
             self.close()
             raise AssertionError("the unix port's REPL did not start")
@@ -64,6 +65,7 @@ class PtyDevice:
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        self.pump.join()   # ends within one select() timeout; only then close its fds
         self.proc.stdin.close()
         self.proc.stdout.close()
         for fd in self.fds:

@@ -1,7 +1,8 @@
 """Which app booted, and whether it is healthy: the other half of the loader (/main.py).
 
-The loader picks the app from /ota/state.json, counts the boot and calls booted(). The App's
-`ota` task then runs watch_trial() on a trial boot (stayed_up() after any other), which watches it for ota.trial_s seconds:
+The loader picks the app from /ota/state.json, counts the boot and calls booted(). For the next
+ota.trial_s seconds the App's `ota` task watches it: watch_trial() on a trial boot, stayed_up()
+at the end of any other:
 
 * a trial (a freshly installed version) becomes the active one as soon as meter decoding works
   and MQTT or the web server is up; if that does not happen in time, it is rolled back: the state
