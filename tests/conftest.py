@@ -10,8 +10,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CORE = ROOT / "firmware" / "lib"
-VECTORS = ROOT.parent / "shared" / "vectors"
 CORPUS = ROOT / "tests" / "corpus"
+PEERS = CORPUS / "peers"   # other projects' frames, with their provenance (SOURCES.md)
 
 
 def micropython_binary():
@@ -33,9 +33,9 @@ def run_micropython(code, heapsize="2m", timeout=120, extra_path=()):
 
 
 def load_vectors():
-    """Every vector: the shared peer vectors plus our own corpus files (tests/corpus/*.json)."""
+    """Every vector: the peer projects' frames (tests/corpus/peers) and our own (tests/corpus)."""
     vectors = []
-    for folder in (VECTORS, CORPUS):
+    for folder in (PEERS, CORPUS):
         for path in sorted(folder.glob("*.json")):
             for vector in json.loads(path.read_text()):
                 vectors.append(vector)

@@ -7,21 +7,20 @@ import os
 import pathlib
 import subprocess
 
-from conftest import CORE, ROOT, micropython_binary, run_micropython, vector_bytes
+from conftest import CORE, PEERS, ROOT, micropython_binary, run_micropython, vector_bytes
 
 STANDINS = ROOT / "tests" / "esp32_standins"
-VECTORS = ROOT.parent / "shared" / "vectors"
 
 
 def dsmr5_telegram():
-    for v in json.loads((VECTORS / "ndokter_dsmr_parser.json").read_text()):
+    for v in json.loads((PEERS / "ndokter_dsmr_parser.json").read_text()):
         if v["id"] == "dsmr_parser/TELEGRAM_V5":
             return vector_bytes(v)
     raise AssertionError("TELEGRAM_V5 vector missing")
 
 
 def mbus_frames():
-    for v in json.loads((VECTORS / "nooxnet_smart_meter_mbus_dlms.json").read_text()):
+    for v in json.loads((PEERS / "nooxnet_smart_meter_mbus_dlms.json").read_text()):
         return vector_bytes(v), v["key_hex"]
 
 

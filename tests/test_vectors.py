@@ -1,4 +1,4 @@
-"""The golden sweep: every real frame in ../shared/vectors and tests/corpus decodes right, on
+"""The golden sweep: every real frame in tests/corpus (peers/ and our own) decodes right, on
 CPython and on the MicroPython unix port, through the `meterkit decode` contract."""
 import json
 import subprocess

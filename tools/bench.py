@@ -20,7 +20,7 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 CORE = ROOT / "firmware" / "lib"
-VECTORS = ROOT.parent / "shared" / "vectors"
+VECTORS = ROOT / "tests" / "corpus" / "peers"
 sys.path.insert(0, str(CORE))
 sys.path.insert(0, str(HERE))
 

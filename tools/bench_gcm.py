@@ -14,7 +14,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CORE = ROOT / "firmware" / "lib"
-SMARTY = ROOT.parent / "shared" / "vectors" / "openhab_openhab_addons_dsmr.json"
+SMARTY = ROOT / "tests" / "corpus" / "peers" / "openhab_openhab_addons_dsmr.json"
 
 # Runs on MicroPython. Heap: bytes allocated by one decrypt with the GC off, which bounds its peak.
 _MEASURE = """
