@@ -151,3 +151,32 @@ def test_simulator_command_serves_a_pty(tmp_path):
         assert struct.unpack(">f", rtu.parse_response(answer, 5, 4, 2))[0] == pytest.approx(231.7)
     finally:
         sim.stop()
+
+
+def test_export_wide_one_column_per_quantity(tmp_path):
+    import io
+    from meterkit_host import export
+    from meterkit_host.recorder import open_store
+    from meterkit.modbus import poll
+    from meterkit_host.simulate_modbus import BusSim as _Bus
+    sdm = Slave(regmap.load("sdm120"), 1)
+    bus = poll.Bus([poll.Meter(sdm.map, 1)])
+    sim = _Bus([sdm])
+    reading = None
+    while reading is None:
+        request = bus.poll(0)
+        for kind, _, what in bus.answer(request, sim.feed(request.frame)[0], 0):
+            if kind == "reading":
+                reading = what
+    store = open_store("sqlite:///%s" % (tmp_path / "r.db"))
+    store.store_reading(reading, received=1714521600)
+    store.close()
+    args = type("Args", (), dict(db="sqlite:///%s" % (tmp_path / "r.db"), start=1714521600,
+                                 end=1714521601, meter=None, names=None, wide=True))()
+    out = io.StringIO()
+    assert export.run(args, out) == 0
+    header, row = out.getvalue().splitlines()[:2]
+    columns = dict(zip(header.split(","), row.split(",")))
+    assert columns["time"] == "2024-05-01T00:00:00Z" and columns["meter"] == "sdm120-1"
+    assert any(k.startswith("voltage_l1") or k.startswith("1-0:32.7.0") for k in columns)
+    assert "230.1" in row.split(",")

@@ -51,8 +51,14 @@ def state_dir():
     return os.environ.get("STATE_DIRECTORY") or os.path.expanduser("~/.local/state/meterkit")
 
 
+def profile_names():
+    """Every profile `read` knows: the firmware's, their aliases, the Modbus models."""
+    return sources.PROFILE_NAMES + tuple(p for p in modbus_config.PROFILES
+                                         if p not in sources.PROFILE_NAMES)
+
+
 def profile(value):
-    names = sources.PROFILE_NAMES + modbus_config.PROFILES
+    names = profile_names()
     if value not in names:
         raise ValueError("must be one of %s" % ", ".join(names))
     return value
