@@ -26,7 +26,7 @@ INVALID = [
     ({"wifi": {"password": "g" * 64}},
      "wifi.password: must be empty (open network), 8..63 characters or 64 hex digits"),
     ({"meter": {"profile": "dsmr4"}},
-     "meter.profile: must be one of auto, dsmr5, dsmr22, smarty, mbus_dlms, hdlc_dlms"),
+     "meter.profile: must be one of auto, dsmr5, dsmr22, smarty, mbus_dlms, hdlc_dlms, modbus"),
     ({"meter": {"key": "0011"}}, "meter.key: must be 32 hex digits (16 bytes) or empty"),
     ({"meter": {"key": KEY[:-1] + "G"}}, "meter.key: must be 32 hex digits (16 bytes) or empty"),
     ({"meter": {"key": KEY, "auth_key": "xyz"}},

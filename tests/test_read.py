@@ -271,9 +271,9 @@ def test_config_errors_name_the_field():
     assert problems({"sources": [{"port": "/dev/x", "profile": "dsmr5", "prot": 1}], "stdout": True,
                      "mqt": {}}) == [
         "mqt: unknown field (known: sources, mqtt, recorder, stdout)",
-        "sources[0].prot: unknown field (known: name, port, profile, key, auth_key, line)"]
+        "sources[0].prot: unknown field (known: name, port, profile, key, auth_key, line, slave, meters, intervals, timeout_ms, retry_s)"]
     assert problems({"sources": [{"port": "/dev/x", "profile": "dsmr9", "key": "12"}], "stdout": 1}) == [
-        "sources[0].profile: must be one of " + ", ".join(sources.PROFILE_NAMES),
+        "sources[0].profile: must be one of " + ", ".join(hostconfig.profile_names()),
         "sources[0].key: must be 32 hex digits (16 bytes) or empty",
         "stdout: must be true or false"]
     assert problems({"sources": [{"port": "/dev/x", "profile": "smarty"}, {"port": "/dev/x",

@@ -2,7 +2,8 @@
 
     meterkit export --db sqlite:///meterkit.db --from 2024-05-01 --to 2024-05-02 > day.csv
 
-Columns: time (ISO 8601 UTC), meter, name, value (exact, as stored), unit. The range is
+Columns: time (ISO 8601 UTC), meter, name, value (exact, as stored), unit; with --wide one row
+per meter and time and one column per name ("voltage_l1 [V]"), the founding system's table. The range is
 [from, to); a time without a UTC offset is taken as UTC, like the dongle's payloads.
 """
 import argparse
@@ -26,6 +27,8 @@ def add_command(commands):
     export.add_argument("--meter", help="only this meter id")
     export.add_argument("--names", nargs="+", metavar="NAME",
                         help="only these names (power_in energy_in 1-0:1.8.0 ...)")
+    export.add_argument("--wide", action="store_true",
+                        help="one row per meter and time, one column per name (the founding system's table)")
     export.set_defaults(run=run)
 
 
@@ -54,8 +57,27 @@ def run(args, out=None):
     except StoreError as error:
         return usage_error(str(error))
     writer = csv.writer(out or sys.stdout, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for at, meter, name, value, unit in store.rows(args.start, args.end, args.meter, args.names):
-        writer.writerow((iso_utc(at), meter, name, value, unit))
+    rows = store.rows(args.start, args.end, args.meter, args.names)
+    if getattr(args, "wide", False):
+        _wide(writer, rows)
+    else:
+        writer.writerow(COLUMNS)
+        for at, meter, name, value, unit in rows:
+            writer.writerow((iso_utc(at), meter, name, value, unit))
     store.close()
     return 0
+
+
+def _wide(writer, rows):
+    """time,meter,<name [unit]>...: the values of one meter at one time in one row, names in the
+    order first seen; a name a row lacks stays empty. Values exact, as stored."""
+    names, units, table = [], {}, {}
+    for at, meter, name, value, unit in rows:
+        if name not in units:
+            names.append(name)
+            units[name] = unit
+        table.setdefault((at, meter), {})[name] = value
+    writer.writerow(["time", "meter"] + ["%s [%s]" % (n, units[n]) if units[n] else n for n in names])
+    for (at, meter) in sorted(table):
+        values = table[(at, meter)]
+        writer.writerow([iso_utc(at), meter] + [values.get(n, "") for n in names])

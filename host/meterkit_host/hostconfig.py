@@ -13,6 +13,13 @@ A document (TOML shown; JSON has the same shape):
     key = ""                                   # 32 hex digits, empty: plaintext meter
     auth_key = ""
     line = ""                                  # e.g. "2400 8N1": overrides the profile's line
+    slave = 1                                  # Modbus profiles (sdm630, …): the meter's slave id
+    [[sources.meters]]                         # profile "modbus": several meters on one bus
+    model = "sdm630"                           # see meterkit.modbus.regmap.MODELS; or map = "file"
+    slave = 1
+    id = ""                                    # the meter's topic id; default "<model>-<slave>"
+    [sources.intervals]                        # seconds per quantity (Modbus; modbus_config.py)
+    voltage = 10
     [mqtt]
     url = "mqtt://user:password@broker:1883"   # mqtts:// for TLS
     [recorder]
@@ -26,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 from dongle.config import boolean, hex_key, made_of, number, text, topic
 
-from . import sources
+from . import modbus_config, sources
 
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 
@@ -44,9 +51,16 @@ def state_dir():
     return os.environ.get("STATE_DIRECTORY") or os.path.expanduser("~/.local/state/meterkit")
 
 
+def profile_names():
+    """Every profile `read` knows: the firmware's, their aliases, the Modbus models."""
+    return sources.PROFILE_NAMES + tuple(p for p in modbus_config.PROFILES
+                                         if p not in sources.PROFILE_NAMES)
+
+
 def profile(value):
-    if value not in sources.PROFILE_NAMES:
-        raise ValueError("must be one of %s" % ", ".join(sources.PROFILE_NAMES))
+    names = profile_names()
+    if value not in names:
+        raise ValueError("must be one of %s" % ", ".join(names))
     return value
 
 
@@ -80,7 +94,7 @@ SOURCE = (
     ("key", "", hex_key),
     ("auth_key", "", hex_key),
     ("line", "", serial_line),
-)
+) + modbus_config.SOURCE_FIELDS
 MQTT = (
     ("url", None, mqtt_url),
     ("base_topic", "smartmeter", topic),
@@ -171,6 +185,7 @@ def _cross_checks(config):
             problems.append("%s.key: the %s profile needs the meter's key" % (where, source["profile"]))
         if source["auth_key"] and not source["key"]:
             problems.append("%s.auth_key: set only together with key" % where)
+        problems += modbus_config.cross_check(source, where)
     if not (config["mqtt"] or config["recorder"] or config["stdout"]):
         problems.append("(document): no sink: set mqtt, recorder or stdout = true")
     mqtt = config["mqtt"]
@@ -239,8 +254,8 @@ def _toml():
 def from_args(args):
     """The config document the simple command-line form describes, validated."""
     source = {"port": args.port, "profile": args.profile}
-    for name in ("key", "auth_key", "line"):
-        value = getattr(args, name)
+    for name in ("key", "auth_key", "line", "slave"):
+        value = getattr(args, name, None)
         if value:
             source[name] = value.hex() if isinstance(value, bytes) else value
     doc = {"sources": [source], "stdout": bool(args.stdout)}

@@ -153,6 +153,9 @@ class MqttSink:
                 stats.update(extra, mqtt_connected=True)
                 topic, payload = topics.diagnostics(stats, self.s["base_topic"], device)
                 link.client.publish(topic, payload, qos=0, retain=True)
+                if stats.get("online") is not None:   # a Modbus meter that stopped or resumed answering
+                    link.client.publish(link.status, link.online if stats["online"] else link.offline,
+                                        qos=1, retain=True)
 
     def stop(self, timeout):
         """Publish what is buffered (for up to `timeout` s), say offline, keep the rest on disk."""

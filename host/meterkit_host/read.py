@@ -28,6 +28,7 @@ def add_command(commands):
     read.add_argument("--profile", help="meter profile: dsmr5, dsmr22, smarty, e450, hdlc_dlms, "
                       "mbus_dlms, evn, auto, ...")
     read.add_argument("--line", help="override the profile's serial line, e.g. '2400 8N1'")
+    read.add_argument("--slave", type=int, help="Modbus profiles (sdm630, sdm120, …): the slave id (default 1)")
     read.add_argument("--key", type=aes_key, help="encryption key (GUEK), 32 hex digits")
     read.add_argument("--auth-key", type=aes_key, help="authentication key (GAK), 32 hex digits")
     read.add_argument("--mqtt", metavar="URL", help="broker: mqtt://[user:pass@]host[:port] or mqtts://")
@@ -46,7 +47,7 @@ def run(args):
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("paho").setLevel(logging.WARNING)
     simple = [flag for flag in ("port", "profile", "line", "key", "auth_key", "mqtt", "spool", "stdout",
-                                "record") if getattr(args, flag)]
+                                "record", "slave") if getattr(args, flag, None)]
     try:
         if args.config:
             if simple:
@@ -81,11 +82,13 @@ def build_sinks(config, stdout=None):
 def serve(config, stop=None, stdout=None):
     """Run until `stop` (a threading.Event) is set, or SIGTERM/SIGINT when in the main thread."""
     from .sinks import Fanout
+    from .modbus_source import ModbusSource, is_modbus
     from .sources import SerialSource
     stop = stop or threading.Event()
     fanout = Fanout(build_sinks(config, stdout))
     every = config["mqtt"]["diagnostics_interval"] if config["mqtt"] else 60
-    meters = [SerialSource(spec, fanout, stop, every) for spec in config["sources"]]
+    meters = [(ModbusSource if is_modbus(spec["profile"]) else SerialSource)(spec, fanout, stop, every)
+              for spec in config["sources"]]
     restore = _on_signals(stop)
     fanout.start()
     for meter in meters:

@@ -70,23 +70,34 @@ class App:
         self._last_record = None   # the newest reading, as its compact spool record
         self.board = self._board(cfg["board"]["name"])
         meter = cfg["meter"]
-        self.auto = profiles.AutoLine(profiles.lines(meter["profile"]),
-                                      first=profiles.first_line(self.board["default_profile"]))
-        self.port = hw.MeterPort(self.board, self.auto.line, meter["source"])
-        self.spool = Spool(self.data + "/spool", SPOOL_RAM_ITEMS, SPOOL_FILE_BYTES)
+        modbus = meter["profile"] == "modbus"
         publish = cfg["publish"]
-        self.reader = Reader(self.port, self.auto, self.spool, self.stats, _key(meter["key"]),
-                             _key(meter["auth_key"]), profiles.framings(meter["profile"]),
-                             Throttle(publish["min_interval"], publish["on_change"]),
-                             self.finite, self._on_reading)
+        throttle = Throttle(publish["min_interval"], publish["on_change"])
+        self.spool = Spool(self.data + "/spool", SPOOL_RAM_ITEMS, SPOOL_FILE_BYTES)
+        if modbus:   # meters we ask in turn on RS485, at the line the config or the map says
+            from .modbus_reader import ModbusReader
+            self.reader = ModbusReader(None, meter, self.spool, self.stats, throttle, self.finite,
+                                       self._on_reading)
+            self.auto = profiles.AutoLine([self.reader.line])
+            self.port = self.reader.port = hw.MeterPort(self.board, self.auto.line, meter["source"])
+        else:
+            self.auto = profiles.AutoLine(profiles.lines(meter["profile"]),
+                                          first=profiles.first_line(self.board["default_profile"]))
+            self.port = hw.MeterPort(self.board, self.auto.line, meter["source"])
+            self.reader = Reader(self.port, self.auto, self.spool, self.stats, _key(meter["key"]),
+                                 _key(meter["auth_key"]), profiles.framings(meter["profile"]),
+                                 throttle, self.finite, self._on_reading)
         self.node = hw.unique_id()
         self.publisher = None
         if cfg["mqtt"]["host"]:
             settings = dict(cfg["mqtt"])
             settings.update(publish)
             self.publisher = Publisher(settings, self.spool, self.stats, self.node,
-                                       self.reader.wake, self._remembered_device(), self._ssl(),
-                                       self._remember_device, self.stats["version"])
+                                       self.reader.wake, None if modbus else self._remembered_device(),
+                                       self._ssl(), self._remember_device, self.stats["version"])
+            if modbus:   # many meters, one connection: the will and diagnostics are the dongle's
+                self.publisher.shared = True
+                self.reader.attach(self.publisher, settings["base_topic"])
         self.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
         self.say = say
         self.portal = self.history = None   # set by web.start()

@@ -11,6 +11,7 @@ GENERIC = {
     "uart": {"id": 2, "rx": 16, "tx": 17, "rxbuf": 4096},
     "inverts_rx": False,
     "request_pin": None,
+    "rs485_de": None,       # RS485 transceiver: the DE/RE pin (high while sending); null: auto-direction
     "led": None,
     "button": None,
     "default_profile": "dsmr5",
@@ -56,6 +57,7 @@ def _merge(board, given, path):
             raise ValueError("%s: uart.%s must be a whole number" % (path, field))
     uart["rxbuf"] = max(uart["rxbuf"], MIN_RXBUF)
     board["uart"] = uart
-    if board["request_pin"] is not None and type(board["request_pin"]) is not int:
-        raise ValueError("%s: request_pin must be a GPIO number or null" % path)
+    for pin in ("request_pin", "rs485_de"):
+        if board[pin] is not None and type(board[pin]) is not int:
+            raise ValueError("%s: %s must be a GPIO number or null" % (path, pin))
     return board

@@ -11,7 +11,7 @@ A field that fails its check keeps its default and adds one "section.field: why"
 import json
 import os
 
-PROFILES = ("auto", "dsmr5", "dsmr22", "smarty", "mbus_dlms", "hdlc_dlms")
+PROFILES = ("auto", "dsmr5", "dsmr22", "smarty", "mbus_dlms", "hdlc_dlms", "modbus")
 SECRETS = (("wifi", "password"), ("mqtt", "password"), ("meter", "key"),
            ("meter", "auth_key"), ("admin", "password"))
 MASK = "********"
@@ -118,6 +118,45 @@ def pem_certificate(value):
     return value
 
 
+def modbus_meters(value):
+    """'sdm630:1 sdm120:2:heatpump': model:slave[:id] per meter, spaces between (the setup page's
+    one text field); models as meterkit.modbus.regmap knows them."""
+    from meterkit.modbus.regmap import MODELS, model_name
+    seen = []
+    for entry in _text(value, 256).split():
+        parts = entry.split(":")
+        if len(parts) not in (2, 3) or not parts[1].isdigit() or not 1 <= int(parts[1]) <= 247:
+            raise ValueError("must be model:slave[:id] entries like sdm630:1 (slave 1..247)")
+        if model_name(parts[0]) not in MODELS:
+            raise ValueError("%r: the models are %s" % (parts[0], ", ".join(MODELS)))
+        if len(parts) == 3:
+            made_of(NAME_CHARS, "letters, digits, - and _", 64)(parts[2])
+        if parts[1] in seen:
+            raise ValueError("slave %s is listed twice" % parts[1])
+        seen.append(parts[1])
+    return value
+
+
+def serial_line(value):
+    """'' (the first meter's factory line) or '19200 8E1'."""
+    text = _text(value, 16)
+    parts = text.split()
+    if text and (len(parts) != 2 or not parts[0].isdigit() or len(parts[1]) != 3
+                 or parts[1][0] not in "78" or parts[1][1] not in "NEO" or parts[1][2] not in "12"):
+        raise ValueError("must be empty or like '19200 8E1' (baud, bits 7|8, parity N|E|O, stop 1|2)")
+    return text
+
+
+def intervals(value):
+    """'voltage=10 current=5 energy=300': seconds per quantity (longest name prefix wins)."""
+    for entry in _text(value, 256).split():
+        name, _, seconds = entry.partition("=")
+        if not name or not seconds.isdigit() or not 1 <= int(seconds) <= 86400:
+            raise ValueError("must be name=seconds entries like voltage=10 (1..86400 s)")
+        made_of(NAME_CHARS, "letters, digits, - and _", 32)(name)
+    return value
+
+
 SCHEMA = (
     ("wifi", (
         ("ssid", "", text(32)),
@@ -129,6 +168,11 @@ SCHEMA = (
         ("key", "", hex_key),           # empty: the meter sends plaintext
         ("auth_key", "", hex_key),      # empty: no authentication key (or the tag is not checked)
         ("source", "", text(256)),      # unix port only: tcp:HOST:PORT or a capture file; empty: UART
+        ("modbus", "", modbus_meters),  # profile modbus: the meters on the bus, 'sdm630:1 sdm120:2'
+        ("line", "", serial_line),      # profile modbus: '19200 8E1'; empty: the first meter's own
+        ("intervals", "", intervals),   # profile modbus: 'voltage=10 current=5'; empty: defaults
+        ("modbus_timeout_ms", 300, number(20, 10000)),   # a meter's turnaround before "no answer"
+        ("modbus_retry_s", 30, number(1, 3600)),         # a meter that stopped answering: asked again
     )),
     ("board", (
         ("name", "generic", made_of(NAME_CHARS, "letters, digits, - and _", 32)),
@@ -210,6 +254,8 @@ def _cross_checks(config):
         errors.append("meter.key: the smarty profile needs the meter's key")
     if meter["auth_key"] and not meter["key"]:
         errors.append("meter.auth_key: set only together with meter.key")
+    if meter["profile"] == "modbus" and not meter["modbus"]:
+        errors.append("meter.modbus: the modbus profile needs its meters, e.g. sdm630:1")
     return errors
 
 

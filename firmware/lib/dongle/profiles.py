@@ -18,6 +18,7 @@ DSMR5 = (115200, 8, None, 1, True)
 DSMR22 = (9600, 7, 0, 1, True)
 MBUS_8E1 = (2400, 8, 0, 1, False)
 HDLC_8N1 = (2400, 8, None, 1, False)
+MODBUS_8N1 = (9600, 8, None, 1, False)   # Eastron's factory line; meter.line sets the bus's own
 
 # name, candidate lines, the framings the decoder looks for (fewer framings: less heap)
 PROFILES = (
@@ -26,6 +27,7 @@ PROFILES = (
     ("smarty", (DSMR5,), ("glo",)),                    # Sagemcom T210-D: P1 port, encrypted
     ("mbus_dlms", (MBUS_8E1,), ("mbus",)),
     ("hdlc_dlms", (MBUS_8E1, HDLC_8N1), ("hdlc",)),    # most 8E1, some (Aidon, Kamstrup) 8N1
+    ("modbus", (MODBUS_8N1,), ()),                     # RS485 meters we ask (modbus_reader.py)
 )
 AUTO = (DSMR5, DSMR22, MBUS_8E1, HDLC_8N1, (115200, 8, None, 1, False), (2400, 8, 0, 1, True))
 ALL_FRAMINGS = ("p1", "glo", "hdlc", "mbus")
@@ -109,3 +111,9 @@ class AutoLine:
             self._since = now_ms
             return self.line
         return None
+
+
+def parse_line(text):
+    """'19200 8E1' -> (19200, 8, 0, 1, False); config.serial_line checked the form."""
+    baud, frame = text.split()
+    return int(baud), int(frame[0]), (None, 0, 1)["NEO".index(frame[1])], int(frame[2]), False

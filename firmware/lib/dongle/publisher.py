@@ -40,6 +40,7 @@ class Publisher:
         self.idle = True      # nothing left to publish
         self.extras = {}      # name -> callable -> [(topic, payload)], retained on every connect
         self.commands = {}    # topic -> callback(payload): subscribed on every connect
+        self.shared = False   # a Modbus bus: many meters, one connection (the will is the dongle's)
 
     def _speak_for(self, device):
         """Availability and diagnostics live under the meter's id, where HA's sensors look."""
@@ -145,7 +146,7 @@ class Publisher:
     async def _publish_reading(self, device, kept, meter, harmonized):
         """Publish one reading; False if the connection had to be renewed first (a new meter)."""
         client = self.client
-        if device != self.device:
+        if device != self.device and not self.shared:
             # a meter we did not speak for: hand over the status topic and reconnect, because
             # the broker learns a will only when we connect
             unload("discovery")
@@ -174,6 +175,17 @@ class Publisher:
             topic, payload = topics.raw_state(reading, self.base, received)
             await client.publish(topic, payload, qos=1)
         return True
+
+    async def publish_retained(self, messages):
+        """Retained QoS 1 messages now, if connected (a meter's availability): best effort; the
+        extras replay them on the next connect."""
+        if not self.client.connected:
+            return
+        try:
+            for topic, payload in messages:
+                await self.client.publish(topic, payload, retain=True, qos=1)
+        except (MQTTError, OSError):
+            pass
 
     async def publish_diagnostics(self):
         """Diagnostics go out now or not at all: they describe the present, no need to spool."""

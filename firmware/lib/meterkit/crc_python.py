@@ -13,8 +13,8 @@ def _table(poly):
     return tuple(table)
 
 
-def _reflected(poly, init, xorout):
-    table = _table(poly)
+def _reflected(poly, init, xorout, table=None):
+    table = table or _table(poly)
 
     def crc16(data, start=0, end=None):
         crc = init
@@ -46,3 +46,14 @@ def choose(pure_python):
         except ImportError:
             pass
     return _python()
+
+
+def modbus(pure_python):
+    """(backend, crc16_modbus): CRC-16/MODBUS (poly 0x8005 reflected, init 0xFFFF, no xorout)."""
+    if not pure_python:
+        try:
+            from fastcrc.crc16 import modbus as compiled
+            return "fastcrc", _sliced(compiled)
+        except ImportError:
+            pass
+    return "python", _reflected(0xA001, 0xFFFF, 0)

@@ -1,4 +1,4 @@
-"""CRC-16 hot loops in @micropython.viper: ~10x the table code on MicroPython.
+"""CRC-16 hot loops in @micropython.viper: ~10x the table code on MicroPython (ARC, X.25, Modbus).
 
 Imported by crc.py only on MicroPython (elsewhere `import micropython` fails and crc.py falls
 back). The 256-entry tables live in bytearrays read as 16-bit words; module code builds them
@@ -34,3 +34,8 @@ def crc16_arc(data, start=0, end=None):
 
 def crc16_x25(data, start=0, end=None):
     return _crc(_X25, data, start, len(data) if end is None else end, 0xFFFF) ^ 0xFFFF
+
+
+def crc16_modbus(data, start=0, end=None):
+    """CRC-16/MODBUS: ARC's table, started at 0xFFFF, no final xor."""
+    return _crc(_ARC, data, start, len(data) if end is None else end, 0xFFFF)

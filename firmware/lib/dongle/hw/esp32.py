@@ -26,6 +26,9 @@ class MeterPort:
         self.board = board
         if board["request_pin"] is not None:   # P1: the meter sends only while this is high
             machine.Pin(board["request_pin"], machine.Pin.OUT, value=1)
+        self.de = None   # RS485: the transceiver's DE/RE pin, high only while we send
+        if board.get("rs485_de") is not None:
+            self.de = machine.Pin(board["rs485_de"], machine.Pin.OUT, value=0)
         u = board["uart"]
         self.uart = machine.UART(u["id"], rx=u["rx"], tx=u["tx"], rxbuf=u["rxbuf"])
         self.set_line(line)
@@ -36,6 +39,17 @@ class MeterPort:
         invert = machine.UART.INV_RX if inverted != self.board["inverts_rx"] else 0
         self.uart.init(baudrate=baud, bits=bits, parity=parity, stop=stop, invert=invert,
                        timeout=0)
+
+    async def write(self, data):
+        """Send a request (Modbus); with a DE/RE pin, drive the bus only while the bytes go out:
+        txdone() is true once the last stop bit left, then the meter may answer."""
+        if self.de is not None:
+            self.de.value(1)
+        self.uart.write(data)
+        if self.de is not None:
+            while not self.uart.txdone():   # a request is 8 bytes: a few ms at 9600 baud
+                pass
+            self.de.value(0)
 
     async def readinto(self, buf):
         """Fill buf with what the UART received (waits for at least one byte)."""

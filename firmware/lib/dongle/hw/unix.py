@@ -46,10 +46,19 @@ class MeterPort:
         await asyncio.sleep(0)   # a file never waits; let the other tasks run between chunks
         return self._file.readinto(buf) or 0
 
-    async def _readinto_tcp(self, buf):
+    async def _connect(self):
         if self._reader is None:
             host, port = self.source[4:].rsplit(":", 1)
             self._reader, self._writer = await asyncio.open_connection(host, int(port))
+
+    async def write(self, data):
+        """Send to the meter (Modbus requests); TCP sources only."""
+        await self._connect()
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def _readinto_tcp(self, buf):
+        await self._connect()
         try:
             n = await self._reader.readinto(buf)
         except OSError:
