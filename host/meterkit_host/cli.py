@@ -4,7 +4,7 @@ import importlib
 import sys
 
 # modules of this package that define a subcommand, in the order `meterkit --help` lists them
-COMMANDS = ("decode", "simulate", "simulate_modbus", "read", "record", "export", "bridge",
+COMMANDS = ("decode", "simulate", "simulate_modbus", "read", "smgw", "record", "export", "bridge",
             "flash", "deploy", "release", "ota_server")
 
 

@@ -119,14 +119,17 @@ def validate(doc):
     problems = []
     if not isinstance(doc, dict):
         raise ConfigError(["(document): must be a table/object"])
-    _refuse_unknown(doc, ("sources", "mqtt", "recorder", "stdout"), "", problems)
-    config = {"sources": [], "mqtt": None, "recorder": None, "stdout": False}
-    given = doc.get("sources")
-    if not isinstance(given, list) or not given:
+    _refuse_unknown(doc, ("sources", "gateways", "mqtt", "recorder", "stdout"), "", problems)
+    config = {"sources": [], "gateways": [], "mqtt": None, "recorder": None, "stdout": False}
+    given = doc.get("sources", [] if "gateways" in doc else None)   # gateways alone will do
+    if not isinstance(given, list) or not (given or "gateways" in doc):
         problems.append("sources: must be a list of at least one meter (port, profile, ...)")
         given = []
     for i, source in enumerate(given):
         config["sources"].append(_section(source, SOURCE, "sources[%d]" % i, problems))
+    if "gateways" in doc:   # Smart Meter Gateways (smgw/config.py)
+        from .smgw.config import gateways
+        config["gateways"] = gateways(doc["gateways"], problems, state_dir())
     for name, fields in (("mqtt", MQTT), ("recorder", RECORDER)):
         if name in doc:
             config[name] = _section(doc[name], fields, name, problems)

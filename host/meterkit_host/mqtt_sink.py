@@ -114,7 +114,11 @@ class MqttSink:
         s, base = self.s, self.s["base_topic"]
         link = self._link(topics.device_id(reading))
         if s["ha_discovery"] and not link.announced:
-            link.publish(topics.discovery(reading, base, s["discovery_prefix"], s["node"]), retain=True)
+            if reading.source == "smgw_gateway":   # a Smart Meter Gateway: its own device
+                from .smgw.discovery import gateway_configs as configs
+            else:
+                configs = topics.discovery
+            link.publish(configs(reading, base, s["discovery_prefix"], s["node"]), retain=True)
             link.announced = True
         messages = []
         if s["harmonized"]:

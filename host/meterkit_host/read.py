@@ -89,6 +89,9 @@ def serve(config, stop=None, stdout=None):
     every = config["mqtt"]["diagnostics_interval"] if config["mqtt"] else 60
     meters = [(ModbusSource if is_modbus(spec["profile"]) else SerialSource)(spec, fanout, stop, every)
               for spec in config["sources"]]
+    if config.get("gateways"):   # Smart Meter Gateways polled over HTTPS (smgw/)
+        from .smgw.source import GatewaySource
+        meters += [GatewaySource(spec, fanout, stop, every) for spec in config["gateways"]]
     restore = _on_signals(stop)
     fanout.start()
     for meter in meters:

@@ -27,7 +27,8 @@ _DIAGNOSTICS = ("frames_ok,Frames OK,,total_increasing,\n"
                 "uptime_s,Uptime,duration,total_increasing,s")
 
 _MODELS = ("|p1=DSMR P1 meter|sht=DSMR meter, encrypted P1 (Smarty)|hdlc=DLMS/COSEM meter (HDLC)"
-           "|mbus=DLMS/COSEM meter (M-Bus)|apdu=DLMS/COSEM meter|")
+           "|mbus=DLMS/COSEM meter (M-Bus)|apdu=DLMS/COSEM meter"
+           "|smgw=meter behind a Smart Meter Gateway|")
 
 _SETTINGS = ("device_class", "state_class", "unit_of_measurement", "entity_category")
 

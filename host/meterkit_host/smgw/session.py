@@ -1,0 +1,224 @@
+"""HTTPS to a gateway's HAN interface: the pinned certificate, digest auth, client certificates,
+bounded answers, and errors that say what to do.
+
+    http = Http(spec, state)            # spec: a checked [[gateways]] entry; state: guard.State
+    http.open()                         # checks the certificate against the pin (trust on first use)
+    page = http.request("POST", path, data=…)   # Page: status, text, body, cookies, date
+    http.close()                        # ends the TCP/TLS connection (and with it the HTTP session)
+
+`requests` does the HTTP: its HTTPDigestAuth answers the gateway's challenge (MD5 or SHA-256, qop
+"auth", nonce counting) and its Session keeps the cookies; urllib3's assert_fingerprint checks the
+certificate of every connection it opens against the pinned SHA-256. A gateway's certificate is
+self-signed, so no CA can vouch for it: the first connection shows and stores its fingerprint, and
+a different one later is refused before any credential is sent.
+"""
+import hashlib
+import logging
+import socket
+import ssl
+import time
+from urllib.parse import urlsplit
+
+from .values import GatewayError
+
+log = logging.getLogger("meterkit.smgw")
+
+MAX_PAGE = 4 << 20      # a gateway page is a few KB; more is a broken or hostile answer
+
+
+def fingerprint(der):
+    """SHA-256 of a DER certificate as browsers print it: 'AB:CD:…' (32 pairs)."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+
+
+class Page:
+    """A bounded answer: status, headers, body bytes, the cookie names it set, its Date header."""
+
+    def __init__(self, status, headers, body, cookies):
+        self.status, self.headers, self.body, self.cookies = status, headers, body, cookies
+        self.date = headers.get("Date")
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+
+def _digest_auth(user, password, force_md5):
+    from requests.auth import HTTPDigestAuth
+
+    class Md5DigestAuth(HTTPDigestAuth):
+        """Answers with MD5 whatever the challenge names: Theben Conexa firmware offers SHA-256
+        but accepts only MD5 answers (jannickfahlbusch/ha-ppc-smgw PR #165, issue #160)."""
+
+        def build_digest_header(self, method, url):
+            self._thread_local.chal["algorithm"] = "MD5"
+            return HTTPDigestAuth.build_digest_header(self, method, url)
+
+    return (Md5DigestAuth if force_md5 else HTTPDigestAuth)(user, password)
+
+
+class Http:
+    def __init__(self, spec, state, force_md5=False):
+        parts = urlsplit(spec["url"])
+        self.host, self.port = parts.hostname, parts.port or 443
+        self.base = "https://%s:%d" % (self.host if ":" not in self.host else "[%s]" % self.host,
+                                       self.port)
+        self.where = "%s:%d" % (self.host, self.port)
+        self.path = parts.path.rstrip("/")
+        self.spec, self.state = spec, state
+        self.timeout = spec["timeout_s"]
+        self.cert = (spec["client_cert"], spec["client_key"] or None) if spec["client_cert"] else None
+        self.auth = None
+        self.use_digest(force_md5)
+        self.session = None
+        self.last_date = None              # the Date header of the last answer: the gateway's clock
+        self.silent_on_bad_login = False   # Theben: wrong credentials get no answer at all
+
+    def use_digest(self, force_md5):
+        """Digest auth for the family: the challenge's algorithm, or MD5 whatever it says."""
+        self.auth = _digest_auth(self.spec["user"], self.spec["_password"], force_md5)
+
+    # -- TLS: trust on first use ---------------------------------------------------------------
+
+    def peer_fingerprint(self):
+        """A TLS handshake without credentials, to read the certificate the gateway shows."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE   # self-signed: the pin below is the check
+        if self.cert:
+            self._load_client_cert(context)
+        try:
+            with socket.create_connection((self.host, self.port), self.timeout) as raw:
+                with context.wrap_socket(raw, server_hostname=self.host) as tls:
+                    return fingerprint(tls.getpeercert(binary_form=True))
+        except socket.timeout:
+            raise GatewayError("unreachable", "no TLS connection to %s within %d s: is the HAN "
+                               "port cabled, and does this host have an address in the gateway's "
+                               "network?" % (self.where, self.timeout))
+        except ssl.SSLError as e:
+            raise GatewayError("tls", "TLS handshake with %s failed (%s)%s" % (
+                self.where, e.reason or e, "" if self.cert else "; if the gateway wants a client "
+                "certificate, set client_cert and client_key"))
+        except OSError as e:
+            raise GatewayError("unreachable", "cannot reach %s (%s)" % (self.where,
+                                                                        e.strerror or e))
+
+    def _load_client_cert(self, context):
+        try:
+            context.load_cert_chain(*self.cert)
+        except (OSError, ssl.SSLError) as e:
+            raise GatewayError("tls", "cannot load the client certificate %s (%s)" % (
+                self.cert[0], getattr(e, "strerror", None) or e))
+
+    def open(self):
+        seen = self.peer_fingerprint()
+        pinned = self.state.pin()
+        if pinned is None:
+            self.state.set_pin(seen)
+            log.warning("%s: first connection to %s: pinned its certificate, SHA-256 %s (stored in "
+                        "%s); compare it with the gateway's documentation or browser view",
+                        self.spec["name"], self.where, seen, self.state.path)
+        elif pinned != seen:
+            raise GatewayError("cert_changed", "the certificate of %s changed: pinned SHA-256 %s, "
+                               "now %s. No credentials were sent. If the gateway was replaced or "
+                               "renewed its certificate, check the new fingerprint and run "
+                               "`meterkit smgw --accept-new-cert --config …` (or delete %s)"
+                               % (self.where, pinned, seen, self.state.path))
+        self.session = self._session(seen)
+
+    def _session(self, pin):
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        class Pinned(HTTPAdapter):
+            def init_poolmanager(self, *args, **kwargs):
+                kwargs["assert_fingerprint"] = pin.replace(":", "").lower()
+                HTTPAdapter.init_poolmanager(self, *args, **kwargs)
+
+        session = requests.Session()
+        session.verify = False          # no CA: every connection is checked against the pin
+        session.trust_env = False       # no proxies or netrc: the gateway is on the local link
+        session.mount("https://", Pinned(max_retries=0))
+        session.cert = self.cert
+        session.headers["User-Agent"] = "meterkit"
+        return session
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def request(self, method, path, what, auth=True, **kwargs):
+        """One request; `what` names it in messages. GatewayError unless the answer is 2xx."""
+        page = self.fetch(method, path, what, auth, **kwargs)
+        if page.status == 401:
+            raise GatewayError("auth", "the gateway at %s refused user %r (HTTP 401 on %s): wrong "
+                               "user name or password? Use the HAN credentials from the metering "
+                               "point operator; repeated failures can lock the HAN login" % (
+                                   self.where, self.spec["user"], what))
+        if page.status == 403:
+            raise GatewayError("auth", "the gateway at %s denied %s (HTTP 403): this user may not "
+                               "read it" % (self.where, what))
+        if not 200 <= page.status < 300:
+            raise GatewayError("http", "the gateway at %s answered HTTP %d to %s" % (
+                self.where, page.status, what))
+        return page
+
+    def fetch(self, method, path, what, auth=True, **kwargs):
+        """The answer whatever its status; GatewayError when there is none."""
+        import requests
+        deadline = time.monotonic() + 2 * self.timeout
+        try:
+            with self.session.request(method, self.base + path, auth=self.auth if auth else None,
+                                      timeout=self.timeout, stream=True, allow_redirects=False,
+                                      **kwargs) as response:
+                body = self._read(response, what, deadline)
+                cookies = [cookie.name for cookie in response.cookies]
+                page = Page(response.status_code, response.headers, body, cookies)
+                self.last_date = page.date or self.last_date
+                return page
+        except requests.exceptions.SSLError as e:
+            if "Fingerprints did not match" in str(e):
+                raise GatewayError("cert_changed", "the certificate of %s changed during the cycle "
+                                   "(%s); nothing more was sent" % (self.where, _reason(e)))
+            raise GatewayError("tls", "TLS with %s failed (%s)" % (self.where, _reason(e)))
+        except requests.exceptions.ConnectTimeout:
+            raise GatewayError("unreachable", "no connection to %s within %d s" % (
+                self.where, self.timeout))
+        except (requests.exceptions.ReadTimeout, socket.timeout):
+            raise GatewayError("timeout", self._timeout_message(what))
+        except requests.exceptions.ConnectionError as e:
+            if "timed out" in str(e):
+                raise GatewayError("timeout", self._timeout_message(what))
+            raise GatewayError("unreachable", "lost the connection to %s during %s (%s)" % (
+                self.where, what, _reason(e)))
+        except requests.exceptions.RequestException as e:
+            raise GatewayError("http", "%s to %s failed (%s)" % (what, self.where, _reason(e)))
+
+    def _read(self, response, what, deadline):
+        chunks, size = [], 0
+        for chunk in response.iter_content(65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_PAGE:
+                raise GatewayError("format", "%s: the gateway's answer exceeds %d MB" % (
+                    what, MAX_PAGE >> 20))
+            if time.monotonic() > deadline:
+                raise GatewayError("timeout", self._timeout_message(what))
+        return b"".join(chunks)
+
+    def _timeout_message(self, what):
+        hint = (" (a Theben Conexa stays silent when the user name or password is wrong)"
+                if self.silent_on_bad_login else "")
+        return "no answer from %s to %s within %d s%s" % (self.where, what, self.timeout, hint)
+
+    def close(self):
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+
+def _reason(error):
+    """The innermost reason of a requests/urllib3 error, without the pool's boilerplate."""
+    while error.args and isinstance(error.args[0], Exception):
+        error = error.args[0]
+    reason = getattr(error, "reason", None)
+    return str(reason if reason is not None else error)
