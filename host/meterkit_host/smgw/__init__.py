@@ -125,5 +125,5 @@ def once(config, stdout=None):
         source = GatewaySource(spec, fanout, threading.Event())
         source.cycle()
         failed += source.stats["polls_ok"] == 0
-    fanout.stop(SHUTDOWN_S)
+    fanout.stop(max(SHUTDOWN_S, 60))   # a daily cycle hands over a whole day per meter
     return 1 if failed else 0

@@ -112,6 +112,11 @@ class PageParser(HTMLParser):
         elif tag == "td" and isinstance(self._row, list):
             self._row.append(text)
 
+    def close(self):
+        HTMLParser.close(self)
+        self._close("td", end=True)   # a page cut short keeps the cells and the row it had
+        self._end_row()
+
     def token(self):
         return self.hidden("tkn")
 

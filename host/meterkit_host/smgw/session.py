@@ -98,11 +98,14 @@ class Http:
                                "network?" % (self.where, self.timeout))
         except ssl.SSLError as e:
             raise GatewayError("tls", "TLS handshake with %s failed (%s)%s" % (
-                self.where, e.reason or e, "" if self.cert else "; if the gateway wants a client "
-                "certificate, set client_cert and client_key"))
+                self.where, e.reason or e, self._cert_hint()))
         except OSError as e:
             raise GatewayError("unreachable", "cannot reach %s (%s)" % (self.where,
                                                                         e.strerror or e))
+
+    def _cert_hint(self):
+        return "" if self.cert else ("; if the gateway wants a client certificate, set "
+                                     "client_cert and client_key")
 
     def _load_client_cert(self, context):
         try:
@@ -179,7 +182,8 @@ class Http:
             if "Fingerprints did not match" in str(e):
                 raise GatewayError("cert_changed", "the certificate of %s changed during the cycle "
                                    "(%s); nothing more was sent" % (self.where, _reason(e)))
-            raise GatewayError("tls", "TLS with %s failed (%s)" % (self.where, _reason(e)))
+            raise GatewayError("tls", "TLS with %s failed (%s)%s" % (
+                self.where, _reason(e), self._cert_hint()))
         except requests.exceptions.ConnectTimeout:
             raise GatewayError("unreachable", "no connection to %s within %d s" % (
                 self.where, self.timeout))

@@ -77,10 +77,10 @@ def decimal(text):
     """A gateway's number as Exact; German pages may write a decimal comma. ValueError if not one."""
     if not isinstance(text, str):
         raise ValueError("not a number: %r" % (text,))
-    value = text.strip().replace(",", ".")
-    if "e" in value.lower():
-        raise ValueError("not a plain decimal: %r" % text)
-    return Exact.parse(value)
+    try:
+        return Exact.parse(text.strip().replace(",", "."))
+    except ValueError:
+        raise ValueError("not a number: %r" % text)
 
 
 def scaled(mantissa_text, scaler):
