@@ -23,7 +23,7 @@ import pytest
 from broker import Broker, Subscriber, make_ca
 from smgw_sim import STEP_S, T0, Gateway, expected, wait_until
 from test_read import Process
-from test_record import postgres, postgres_server   # noqa: F401 (fixtures)
+from test_record import postgres, postgres_server   # noqa: F401 (the fixtures)
 
 from meterkit_host import hostconfig, read
 from meterkit_host.recorder import open_store
@@ -396,3 +396,26 @@ def test_bad_gateway_configs_are_refused_with_their_path(gateway, problem):
         hostconfig.validate({"gateways": [gateway], "stdout": True})
     assert any(p.startswith(problem) for p in e.value.problems), e.value.problems
 
+
+
+def test_the_example_gateway_block_is_valid(tmp_path):
+    """deploy/systemd/read.example.toml's commented [[gateways]] block, uncommented, loads."""
+    import pathlib
+    example = (pathlib.Path(__file__).resolve().parent.parent / "deploy" / "systemd"
+               / "read.example.toml").read_text().splitlines()
+    start = next(i for i, line in enumerate(example) if line.startswith("# [[gateways]]"))
+    block = []
+    for line in example[start:]:
+        if not line.startswith("# "):
+            break
+        block.append(line[2:])
+    doc = "\n".join(block).replace('password_file = "/etc/meterkit/smgw.password"',
+                                   'password = "secret"')
+    doc += '\nstate_dir = "%s"\n[recorder]\nurl = "sqlite:///%s/r.db"\n' % (tmp_path, tmp_path)
+    doc = doc.replace('state_dir = ""', "")
+    path = tmp_path / "read.toml"
+    path.write_text(doc)
+    config = hostconfig.load(str(path))
+    gateway = config["gateways"][0]
+    assert gateway["url"] == "https://192.168.1.200" and gateway["interval_s"] == 300
+    assert gateway["max_logins_per_hour"] == 12 and config["sources"] == []

@@ -223,7 +223,7 @@ def main():
     print("  decodes the frame. UART time: how long the line needs to deliver that frame; decode")
     print("  time well below it is the line-rate headroom (unix port on a PC; an ESP32 is slower).")
 
-    for extra in ("bench_c", "bench_size", "bench_runtime"):
+    for extra in ("bench_c", "bench_size", "bench_runtime", "bench_smgw"):
         if (HERE / (extra + ".py")).exists():
             print("\n-- %s --" % extra)
             flags = ["--smallest"] if extra == "bench_runtime" else []
