@@ -270,7 +270,7 @@ def test_config_defaults_and_names():
 def test_config_errors_name_the_field():
     assert problems({"sources": [{"port": "/dev/x", "profile": "dsmr5", "prot": 1}], "stdout": True,
                      "mqt": {}}) == [
-        "mqt: unknown field (known: sources, mqtt, recorder, stdout)",
+        "mqt: unknown field (known: sources, gateways, mqtt, recorder, stdout)",
         "sources[0].prot: unknown field (known: name, port, profile, key, auth_key, line, slave, meters, intervals, timeout_ms, retry_s)"]
     assert problems({"sources": [{"port": "/dev/x", "profile": "dsmr9", "key": "12"}], "stdout": 1}) == [
         "sources[0].profile: must be one of " + ", ".join(hostconfig.profile_names()),

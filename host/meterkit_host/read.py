@@ -107,7 +107,7 @@ def serve(config, stop=None, stdout=None):
         restore()
     log.info("stopping")
     for meter in meters:
-        meter.thread.join(2)
+        meter.thread.join(getattr(meter, "stop_wait_s", 2))   # a gateway logs out first
     fanout.stop(SHUTDOWN_S)
     for meter in meters:
         counts = meter.diagnostics()

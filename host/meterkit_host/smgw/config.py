@@ -1,7 +1,7 @@
 """The [[gateways]] entries of a `meterkit read` / `meterkit smgw` config, checked field by field.
 
     [[gateways]]
-    name = "smgw"                      # the gateway's device id in the topics; default from the host
+    name = "smgw"                      # its device id in the topics; default from the host
     url = "https://192.168.1.200"      # a path is the family's endpoint where it differs
     family = "auto"                    # auto | ppc | theben | emh
     user = "1234567890"
@@ -87,8 +87,8 @@ GATEWAY = (
 def gateways(given, problems, state_dir):
     """The checked [[gateways]] list (problems collects 'gateways[i].field: why')."""
     from ..hostconfig import _section
-    if not isinstance(given, list):
-        problems.append("gateways: must be a list of tables ([[gateways]])")
+    if not isinstance(given, list) or not given:
+        problems.append("gateways: must be a list of at least one gateway ([[gateways]])")
         return []
     out, names = [], []
     for i, entry in enumerate(given):

@@ -37,7 +37,8 @@ def gateway_configs(reading, base, prefix="homeassistant", node="meterkit"):
                   json_string(family.manufacturer if family else "unknown"),
                   json_string(family.model if family else "Smart Meter Gateway"),
                   json_string(_text(reading, FIRMWARE_OBIS) or "unknown")))
-    topics = {"state": raw_state(reading, base)[0], "diagnostics": diagnostics({}, base, gateway)[0]}
+    topics = {"state": raw_state(reading, base)[0],
+              "diagnostics": diagnostics({}, base, gateway)[0]}
     out = []
     for key, label, topic, template, device_class, state_class, unit in _SENSORS:
         parts = ['{"name": %s, "unique_id": %s, "state_topic": %s, "value_template": %s, '

@@ -2,8 +2,9 @@
 
     GET /json/metering/origin/                -> ["<meter id>", …]
     GET /json/metering/origin/<id>/extended   -> {"capture_time": "…+01:00", "timestamp": …,
-                                                  "values": [{"logical_name": "0100010800ff.<id>.sm",
-                                                  "value": "12345678", "scaler": -1, "unit": 30}]}
+                                                  "values": [{"logical_name":
+                                                  "0100010800ff.<id>.sm", "value": "12345678",
+                                                  "scaler": -1, "unit": 30}]}
 
 Each request answers its own digest challenge (the API keeps no session, so there is nothing to
 log out of: the connection is closed after the cycle). `unit` is the DLMS unit number (27 W,

@@ -22,7 +22,8 @@ WINDOW_S = 3600
 
 
 def _stem(directory, where):
-    return os.path.join(directory, "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in where))
+    safe = "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in where)
+    return os.path.join(directory, safe)
 
 
 def state_path(directory, where):
@@ -91,7 +92,8 @@ class HostLock:
 
     def __init__(self, directory, where, wait_s):
         os.makedirs(directory, exist_ok=True)
-        self.lock_path, self.state_path = _stem(directory, where) + ".lock", state_path(directory, where)
+        self.lock_path = _stem(directory, where) + ".lock"
+        self.state_path = state_path(directory, where)
         self.where, self.wait_s = where, wait_s
         self.fd = None
 

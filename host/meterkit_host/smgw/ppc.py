@@ -273,7 +273,8 @@ class Ppc:
             try:
                 value = decimal(row.get("wert", ""))
             except ValueError as e:
-                raise GatewayError("format", "meter %s, %s at %s: %s" % (meter, row["obis"], stamp, e))
+                raise GatewayError("format", "meter %s, %s at %s: %s" % (
+                    meter, row["obis"], stamp, e))
             obis = row["obis"].strip()
             unit = row.get("einheit") or _unit(obis)
             by_time.setdefault(stamp, []).append((obis, value, unit))

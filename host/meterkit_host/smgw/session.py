@@ -2,7 +2,7 @@
 bounded answers, and errors that say what to do.
 
     http = Http(spec, state)            # spec: a checked [[gateways]] entry; state: guard.State
-    http.open()                         # checks the certificate against the pin (trust on first use)
+    http.open()                         # the certificate against the pin (trust on first use)
     page = http.request("POST", path, data=…)   # Page: status, text, body, cookies, date
     http.close()                        # ends the TCP/TLS connection (and with it the HTTP session)
 
@@ -68,7 +68,9 @@ class Http:
         self.path = parts.path.rstrip("/")
         self.spec, self.state = spec, state
         self.timeout = spec["timeout_s"]
-        self.cert = (spec["client_cert"], spec["client_key"] or None) if spec["client_cert"] else None
+        self.cert = None
+        if spec["client_cert"]:
+            self.cert = (spec["client_cert"], spec["client_key"] or None)
         self.auth = None
         self.use_digest(force_md5)
         self.session = None

@@ -60,6 +60,7 @@ class GatewaySource:
                       "frames_format": 0, "logins_deferred": 0, "last_error": None,
                       "gateway_error": None, "version": VERSION}
         self.thread = threading.Thread(target=self.run, name="smgw-" + self.name, daemon=True)
+        self.stop_wait_s = 2 * spec["timeout_s"]   # at a stop, a cycle under way still logs out
 
     def start(self):
         self.thread.start()

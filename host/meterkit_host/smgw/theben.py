@@ -73,7 +73,8 @@ class Theben:
         firmware = info.get("firmware-info")
         if isinstance(firmware, dict) and isinstance(firmware.get("version"), str):
             digest = firmware.get("hash")
-            return firmware["version"] + ("-" + digest[:8] if isinstance(digest, str) and digest else "")
+            short = "-" + digest[:8] if isinstance(digest, str) and digest else ""
+            return firmware["version"] + short
         version = info.get("firmware-version")
         return version if isinstance(version, str) and version else None
 
@@ -99,10 +100,12 @@ class Theben:
             try:
                 obis = hex_obis(channel["obis"])
                 scaler = channel.get("scaler", DEFAULT_SCALER)
-                unit = channel.get("unit") if isinstance(channel.get("unit"), str) else obis_unit(obis)
+                unit = channel.get("unit")
+                unit = unit if isinstance(unit, str) else obis_unit(obis)
                 for entry in channel["readings"]:
                     stamp = utc_iso(entry["capture-time"])
-                    by_time.setdefault(stamp, []).append((obis, scaled(entry["value"], scaler), unit))
+                    value = scaled(entry["value"], scaler)
+                    by_time.setdefault(stamp, []).append((obis, value, unit))
             except (KeyError, TypeError, ValueError, AttributeError) as e:
                 raise GatewayError("format", "usage point %s: a channel the reader does not "
                                    "understand (%s: %s)" % (point, type(e).__name__, e))

@@ -74,7 +74,7 @@ def dlms_unit(enum):
 
 
 def decimal(text):
-    """A gateway's number as Exact; German pages may write a decimal comma. ValueError if not one."""
+    """A gateway's number as Exact (German pages may write a decimal comma); else ValueError."""
     if not isinstance(text, str):
         raise ValueError("not a number: %r" % (text,))
     try:
