@@ -28,7 +28,7 @@ def command_topic(base, node):
 
 
 def discovery(base, prefix, node, device, status):
-    """device: the HA device the entity joins (topics.py's "<node>_<meter id>", so the meter's
+    """device: the HA device the entity joins (discovery.py's "<node>_<HA key>", so the meter's
     sensors and the firmware share one device); status: the topic with the dongle's last will."""
     object_id = "meterkit_" + node
     return "%s/update/%s/firmware/config" % (prefix, object_id), _object((
@@ -60,7 +60,7 @@ def messages(app):
     busy = (stats.get("ota_status") or "").startswith(("checking", "downloading"))
     if p.device == app.node:
         return []   # no meter known yet, so no HA device to join: announced after its reading
-    return [discovery(p.base, p.prefix, app.node, app.node + "_" + p.device, p.availability[0]),
+    return [discovery(p.base, p.prefix, app.node, app.node + "_" + p.key, p.availability[0]),
             state(p.base, app.node, stats["version"], stats.get("ota_latest"), busy)]
 
 

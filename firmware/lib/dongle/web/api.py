@@ -12,6 +12,7 @@ import json
 
 from meterkit.reading import json_string, json_value
 
+from ..topics import meter_name
 from . import auth, static
 from .http import HttpError, Response, error_response, json_response, redirect
 
@@ -111,7 +112,7 @@ class Api:
             "mqtt": {"connected": bool(app.publisher and app.publisher.connected),
                      "queued": len(app.spool), "dropped": app.spool.dropped},
             "decoder": decoder,
-            "meter": {"id": reading.meter_id if reading else None,
+            "meter": {"id": meter_name(reading) if reading else None,
                       "profile": app.cfg["meter"]["profile"],
                       "last_telegram": reading.timestamp if reading else None},
             "ota": _ota_report(stats),
@@ -129,7 +130,7 @@ class Api:
             json_string(obis), json_value(v.value), json_string(v.unit))
             for obis, v in reading.values)
         body = '{"timestamp": %s, "meter_id": %s, "harmonized": {%s}, "values": {%s}}' % (
-            json_value(reading.timestamp), json_value(reading.meter_id), harmonized, values)
+            json_value(reading.timestamp), json_value(meter_name(reading)), harmonized, values)
         return Response(body=body.encode())
 
     async def history(self, request):
