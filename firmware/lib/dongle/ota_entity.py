@@ -1,8 +1,9 @@
 """Home Assistant's `update` entity for the dongle's firmware (MQTT discovery).
 
 Pure functions return (topic, payload) like topics.py; attach(app) wires them into the running
-publisher: config and state go out retained on every connect, and HA's "Install" button arrives
-on the command topic and starts an update from ota.url.
+publisher: config and state go out retained right after the meter's discovery configs (on every
+connect, and when HA comes online), and HA's "Install" button arrives on the command topic and
+starts an update from ota.url.
 
     <prefix>/update/meterkit_<node>/firmware/config    the discovery config
     <base>/<node>/ota            {"installed_version", "latest_version", "title", "in_progress"}
@@ -65,7 +66,8 @@ def messages(app):
 
 
 def attach(app):
-    """Announce the entity on every connect; HA's install command starts an update from ota.url."""
+    """Announce the entity with the meter's configs; HA's install command starts an update from
+    ota.url."""
     p = app.publisher
     p.extras["ota_entity"] = lazy("ota_entity", "messages", app)   # attached again: replaced
     p.commands[command_topic(p.base, app.node)] = lazy("ota_entity", "install_command", app)

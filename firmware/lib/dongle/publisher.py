@@ -39,7 +39,7 @@ class Publisher:
         self._speak_for(*(device or node).split(" ")[:2])
         self.announced = []   # meter ids whose discovery configs went out on this connection
         self.idle = True      # nothing left to publish
-        self.extras = {}      # name -> callable -> [(topic, payload)], retained on every connect
+        self.extras = {}      # name -> callable -> [(topic, payload)], retained with each announcement
         self.commands = {}    # topic -> callback(payload): subscribed on every connect
 
     def _speak_for(self, device, key=None):
@@ -84,9 +84,6 @@ class Publisher:
             await self.client.subscribe(self.prefix + "/status")
         for topic in self.commands:
             await self.client.subscribe(topic)
-        for messages in self.extras.values():
-            for topic, payload in messages():
-                await self.client.publish(topic, payload, retain=True, qos=1)
         asyncio.create_task(self._poll())
 
     async def _poll(self):
@@ -169,6 +166,11 @@ class Publisher:
             finally:
                 unload("discovery")
             self.announced.append(device)
+            # after the meter's configs: an entity that joins the meter's device (the firmware
+            # update entity) finds it named; before, HA would make "update.none_firmware" of it
+            for messages in self.extras.values():
+                for topic, payload in messages():
+                    await client.publish(topic, payload, retain=True, qos=1)
         for topic, payload in harmonized:
             await client.publish(topic, payload, qos=1)
         if kept is not None:
