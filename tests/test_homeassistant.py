@@ -63,6 +63,7 @@ class MeterServer:
                                      bytes.fromhex(auth_key) if auth_key else None)
         self.expected = []
         self.sent = 0   # on the current connection: the dongle's frames_ok counts from its start
+        self.connections = 0
         self.reading = None   # the last frame decoded here: the meter's id as the dongle sees it
         self.lock = threading.Lock()
         self.client = None
@@ -85,6 +86,7 @@ class MeterServer:
                 self.client = client
                 self.sent = 0
             self.more(FIRST)
+            self.connections += 1
 
     def more(self, count=1):
         with self.lock:
@@ -355,9 +357,12 @@ def test_last_will_and_restart(world):
     wait_until(lambda: all(s["state"] == "unavailable" for s in ours(ha.states())), 30,
                what="every entity unavailable after the dongles were killed")
     assert len(ours(ha.states())) >= 4 * (1 + len(DIAGNOSTICS) + 4)
+    connections = [dongle.server.connections for dongle in dongles]
     for dongle in dongles:
         dongle.start()   # reconnects to its meter, which sends FIRST new telegrams
-    wait_for_values(world)
+    wait_until(lambda: [d.server.connections for d in dongles] == [n + 1 for n in connections],
+               30, what="every dongle reading its meter again")
+    wait_for_values(world)   # the new telegrams' values, not the ones HA had before
     assert not [s["entity_id"] for s in ours(ha.states()) if s["state"] == "unavailable"]
 
 
@@ -424,3 +429,6 @@ def test_log_holds_nothing_about_our_discovery(world):
     print("\n".join("%s [%s] %s" % (level, logger, text.split("\n", 1)[0][:200])
                     for level, logger, text in records))
     assert mine == [], "\n\n".join("%s [%s] %s" % r for r in mine)
+    issues = [i for i in ha.ws("repairs/list_issues")["issues"]
+              if i["domain"] in ("mqtt", "sensor", "update", "energy", "recorder")]
+    assert issues == [], issues   # e.g. a deprecated discovery option would raise one
