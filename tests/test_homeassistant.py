@@ -364,6 +364,12 @@ def test_last_will_and_restart(world):
                30, what="every dongle reading its meter again")
     wait_for_values(world)   # the new telegrams' values, not the ones HA had before
     assert not [s["entity_id"] for s in ours(ha.states()) if s["state"] == "unavailable"]
+    # a restarted dongle remembers its meter (name and HA key): nothing moved to a new device
+    devices = devices_by_name(ha)
+    assert len(devices) == 4, sorted(devices)
+    for device in devices.values():
+        kinds = [e["entity_id"].split(".")[0] for e in entities_of(ha, device["id"])]
+        assert kinds.count("update") == 1 and kinds.count("sensor") > len(DIAGNOSTICS), kinds
 
 
 def test_home_assistant_online_makes_the_dongles_announce_again(world):
