@@ -187,7 +187,7 @@ class HomeAssistant:
             path = self.config / "hass-output.txt"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    # -- onboarding and the MQTT integration, as the frontend does them ------------------------------
+    # -- onboarding and the MQTT integration, as the frontend does them ----------------------------
 
     def onboard(self):
         """The four onboarding steps: the owner account (its auth code is traded for a token),

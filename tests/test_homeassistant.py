@@ -250,7 +250,8 @@ def wait_for_values(world, timeout=90):
                 states = ha.states()
                 raise AssertionError("HA does not show %s's values (%s sent, last %s):\n%s" % (
                     dongle.profile, dongle.server.sent, harmonized_last(dongle.server),
-                    "\n".join("%s %s" % (e["entity_id"], states.get(e["entity_id"], {}).get("state"))
+                    "\n".join("%s %s" % (e["entity_id"],
+                                        states.get(e["entity_id"], {}).get("state"))
                               for e in sensors.values()) or "no device: %s" % sorted(
                                   devices_by_name(ha))))
             if now - nudged > 3 and sensors_of(ha, dongle)[1]:

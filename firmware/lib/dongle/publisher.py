@@ -39,7 +39,7 @@ class Publisher:
         self._speak_for(*(device or node).split(" ")[:2])
         self.announced = []   # meter ids whose discovery configs went out on this connection
         self.idle = True      # nothing left to publish
-        self.extras = {}      # name -> callable -> [(topic, payload)], retained with each announcement
+        self.extras = {}      # name -> callable -> [(topic, payload)]: retained, announced
         self.commands = {}    # topic -> callback(payload): subscribed on every connect
 
     def _speak_for(self, device, key=None):

@@ -111,7 +111,8 @@ def raw_state(reading, base, received=None):
         values.append('%s: {"value": %s, "unit": %s%s}' % (
             json_string(obis), json_value(value.value), json_string(value.unit), stamp))
     payload = '{"timestamp": %s, "meter_id": %s, "values": {%s}}' % (
-        json_value(_timestamp(reading, received)), json_value(meter_name(reading)), ", ".join(values))
+        json_value(_timestamp(reading, received)), json_value(meter_name(reading)),
+        ", ".join(values))
     return "%s/%s/state" % (base, device_id(reading)), payload.encode()
 
 
