@@ -14,7 +14,8 @@ from meterkit.stream import StreamDecoder  # noqa: E402
 
 DSMR5 = "dsmr_parser/TELEGRAM_V5"
 E450 = "smartmeter-datacollector/lg_e450_unencrypted_valid1"
-DSMR5_ID = "4B384547303034303436333935353037"
+DSMR5_ID = "4B384547303034303436333935353037"   # 0-0:96.1.1 as the telegram states it (hex)
+DSMR5_NAME = "K8EG004046395507"                   # ... as people read it: topics, pages, HA
 
 
 def reading_of(vector_id):
@@ -42,7 +43,7 @@ def all_messages(reading):
 
 def test_harmonized_dsmr5_exact(dsmr5):
     messages = dict(topics.harmonized(dsmr5))
-    root = "smartmeter/%s/" % DSMR5_ID
+    root = "smartmeter/%s/" % DSMR5_NAME
     assert messages[root + "power/power_in"] == b'{"timestamp": 1483381202, "value": 244}'
     assert messages[root + "energy/energy_in_t1"] == b'{"timestamp": 1483381202, "value": 4.426}'
     assert messages[root + "energy/energy_out_t2"] == b'{"timestamp": 1483381202, "value": 0.000}'
@@ -119,15 +120,15 @@ def test_every_payload_is_json_without_floats(dsmr5, e450):
 
 def test_discovery_energy_and_gas_land_in_the_energy_dashboard(dsmr5):
     configs = dict(topics.discovery(dsmr5, "mk", prefix="ha", node="dongle", version="1.2.3"))
-    object_id = "dongle_" + DSMR5_ID
+    object_id = "dongle_" + DSMR5_ID   # the HA key: unique_ids as before ids were read as ASCII
     energy = json.loads(configs["ha/sensor/%s/energy_in_t1/config" % object_id])
     assert energy == {
         "name": "Energy in T1", "unique_id": object_id + "_energy_in_t1",
-        "state_topic": "mk/%s/energy/energy_in_t1" % DSMR5_ID,
+        "state_topic": "mk/%s/energy/energy_in_t1" % DSMR5_NAME,
         "value_template": "{{ value_json.value }}",
-        "availability_topic": "mk/%s/status" % DSMR5_ID,
+        "availability_topic": "mk/%s/status" % DSMR5_NAME,
         "device_class": "energy", "state_class": "total_increasing", "unit_of_measurement": "kWh",
-        "device": {"identifiers": [object_id], "name": "Smart meter " + DSMR5_ID,
+        "device": {"identifiers": [object_id], "name": "Smart meter " + DSMR5_NAME,
                    "manufacturer": "meterkit", "model": "DSMR P1 meter", "sw_version": "1.2.3"}}
     gas = json.loads(configs["ha/sensor/%s/gas/config" % object_id])
     assert (gas["device_class"], gas["state_class"], gas["unit_of_measurement"]) == (
@@ -179,6 +180,56 @@ def test_device_id_is_topic_safe(meter_id, expected):
     assert topics.device_id(reading) == expected
     for topic, _ in all_messages(reading):
         assert "+" not in topic and "#" not in topic and " " not in topic
+
+
+# (meter id as sent, framing) -> what topics and pages call it; the HA key stays the id as sent
+METER_NAMES = [
+    (("45303035343834323136383938373639", "p1"), "E005484216898769"),   # DSMR 5 (NL)
+    (("3153414733313031303231363035", "p1"), "1SAG3101021605"),          # Fluvius (BE)
+    (("53414731303330373030313134303034", "sht"), "SAG1030700114004"),   # Smarty (LU), decrypted
+    (("4b384547303034303436333935353037", "p1"), "K8EG004046395507"),   # lower-case hex
+    (("3960221976967177082151037881335713", "p1"), "3960221976967177082151037881335713"),  # 0x19
+    (("ADC3100000158491", "p1"), "ADC3100000158491"),   # hex, but 0xAD is not ASCII
+    (("00000000000000", "p1"), "00000000000000"),       # NULs: not printable
+    (("09610", "p1"), "09610"),                         # odd length
+    (("1ESY1313002565", "p1"), "1ESY1313002565"),       # EasyMeter: text already
+    (("2020", "p1"), "2020"),                           # only spaces: nothing left to show
+    (("7340734073407340", "hdlc"), "7340734073407340"),  # DLMS ids are text: no 's@s@s@s@'
+    (("4C475A31", "apdu"), "4C475A31"),
+    ((None, "p1"), None),
+]
+
+
+@pytest.mark.parametrize("sent, name", METER_NAMES)
+def test_dsmr_hex_ids_read_as_ascii(sent, name):
+    reading = Reading(meter_id=sent[0])
+    reading.source = sent[1]
+    reading.add("1-0:1.7.0", Exact(1), "kW")
+    assert topics.meter_name(reading) == name
+    assert topics.meter_name(reading) == name   # the memo answers the same
+    assert topics.device_id(reading) == topics._safe(name)
+    assert topics.ha_key(reading) == topics._safe(sent[0])
+
+
+def test_dsmr_hex_id_stays_hex_in_the_raw_values(dsmr5):
+    assert dsmr5.meter_id == DSMR5_ID   # the decode contract states the id as the meter did
+    topic, payload = topics.raw_state(dsmr5, "mk")
+    doc = json.loads(payload)
+    assert topic == "mk/%s/state" % DSMR5_NAME
+    assert doc["meter_id"] == DSMR5_NAME and doc["values"]["0-0:96.1.1"]["value"] == DSMR5_ID
+    raw = dict(topics.raw_values(dsmr5, "mk"))
+    assert json.loads(raw["mk/%s/0-0_96_1_1" % DSMR5_NAME])["value"] == DSMR5_ID
+
+
+def test_meter_names_on_micropython():
+    code = "\n".join([
+        "from dongle import topics", "from meterkit.reading import Reading",
+        "for (mid, source), _ in %r:" % (METER_NAMES,),
+        "    r = Reading(meter_id=mid)", "    r.source = source",
+        "    print(repr(topics.meter_name(r)), topics.device_id(r), topics.ha_key(r))"])
+    lines = run_micropython(code).splitlines()
+    assert lines == ["%r %s %s" % (name, topics._safe(name), topics._safe(sent[0]))
+                     for sent, name in METER_NAMES]
 
 
 MICROPYTHON_DUMP = """

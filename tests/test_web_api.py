@@ -146,6 +146,9 @@ def test_live_status_and_history_show_the_simulated_meter(tmp_path):
         assert live["values"]["1-0:1.8.1"]["unit"] == "kWh"
         status = call_json(port, "GET", "/api/status")[1]
         assert status["mode"] == "normal" and status["meter"]["id"] == live["meter_id"]
+        # the equipment id as people read it; the values keep the meter's hex
+        hex_id = live["values"]["0-0:96.1.1"]["value"]
+        assert live["meter_id"] == bytes.fromhex(hex_id).decode() and live["meter_id"][0] == "E"
         assert set(status) >= {"version", "uptime_s", "heap_free", "wifi", "mqtt", "decoder"}
         history = call_json(port, "GET", "/api/history?range=hour", headers=cookie)[1]
         assert history["range"] == "hour" and history["points"][-1][0] > 1.6e9

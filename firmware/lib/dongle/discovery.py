@@ -12,7 +12,7 @@ names stay on the heap after the module has left.
 from meterkit.harmonize import QUANTITY, harmonize
 from meterkit.reading import json_string
 
-from .topics import availability, device_id, diagnostics
+from .topics import availability, device_id, diagnostics, ha_key, meter_name
 
 # Home Assistant sensor settings per harmonized quantity (its name is the device_class):
 # state_class, unit. total_increasing + kWh / m³ is what the energy dashboard accepts.
@@ -34,16 +34,19 @@ _SETTINGS = ("device_class", "state_class", "unit_of_measurement", "entity_categ
 
 
 def about(reading):
-    """What the configs need of a Reading: (meter id, source, meter_id, harmonized names)."""
-    return (device_id(reading), reading.source, reading.meter_id,
+    """What the configs need of a Reading: (meter id in topics, HA key, meter name, source,
+    harmonized names)."""
+    return (device_id(reading), ha_key(reading), meter_name(reading), reading.source,
             [name for name, _ in harmonize(reading)])
 
 
 def configs(meter, base, prefix="homeassistant", node="meterkit", version=None):
     """Yield (topic, payload) for each sensor of meter (about(reading)), the harmonized ones
-    first."""
-    meter, source, meter_id, names = meter
-    object_id = node + "_" + meter
+    first. Topics the sensors read and the device's name carry the meter's name (so do the
+    entity ids HA makes of it); the config topics, unique_ids and the device's identifier carry
+    its HA key, which stays what it was before ids were read as ASCII."""
+    meter, known_as, meter_id, source, names = meter
+    object_id = node + "_" + known_as
     # the same in every config: where availability is told, the device the sensor belongs to
     shared = (', "availability_topic": ' + json_string(availability(base, meter)[0]),
               ', "device": %s}' % _device(source, meter_id, object_id, version))

@@ -1,8 +1,9 @@
 """Home Assistant's `update` entity for the dongle's firmware (MQTT discovery).
 
 Pure functions return (topic, payload) like topics.py; attach(app) wires them into the running
-publisher: config and state go out retained on every connect, and HA's "Install" button arrives
-on the command topic and starts an update from ota.url.
+publisher: config and state go out retained right after the meter's discovery configs (on every
+connect, and when HA comes online), and HA's "Install" button arrives on the command topic and
+starts an update from ota.url.
 
     <prefix>/update/meterkit_<node>/firmware/config    the discovery config
     <base>/<node>/ota            {"installed_version", "latest_version", "title", "in_progress"}
@@ -28,7 +29,7 @@ def command_topic(base, node):
 
 
 def discovery(base, prefix, node, device, status):
-    """device: the HA device the entity joins (topics.py's "<node>_<meter id>", so the meter's
+    """device: the HA device the entity joins (discovery.py's "<node>_<HA key>", so the meter's
     sensors and the firmware share one device); status: the topic with the dongle's last will."""
     object_id = "meterkit_" + node
     return "%s/update/%s/firmware/config" % (prefix, object_id), _object((
@@ -60,12 +61,13 @@ def messages(app):
     busy = (stats.get("ota_status") or "").startswith(("checking", "downloading"))
     if p.device == app.node:
         return []   # no meter known yet, so no HA device to join: announced after its reading
-    return [discovery(p.base, p.prefix, app.node, app.node + "_" + p.device, p.availability[0]),
+    return [discovery(p.base, p.prefix, app.node, app.node + "_" + p.key, p.availability[0]),
             state(p.base, app.node, stats["version"], stats.get("ota_latest"), busy)]
 
 
 def attach(app):
-    """Announce the entity on every connect; HA's install command starts an update from ota.url."""
+    """Announce the entity with the meter's configs; HA's install command starts an update from
+    ota.url."""
     p = app.publisher
     p.extras["ota_entity"] = lazy("ota_entity", "messages", app)   # attached again: replaced
     p.commands[command_topic(p.base, app.node)] = lazy("ota_entity", "install_command", app)

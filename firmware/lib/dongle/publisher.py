@@ -21,7 +21,8 @@ class Publisher:
     def __init__(self, settings, spool, stats, node, wake, device=None, ssl=None,
                  on_device=None, version=None):
         """settings: the config's mqtt and publish sections merged; node: this dongle's id;
-        device: the meter id we published for last (its status topic carries our will)."""
+        device: the meter id we published for last (its status topic carries our will), and
+        after a space its HA key where that differs (topics.ha_key)."""
         self.s = settings
         self.spool = spool
         self.stats = stats
@@ -35,16 +36,18 @@ class Publisher:
                                  settings["port"], settings["user"] or None,
                                  settings["password"] or None, keepalive=60, ssl=ssl)
         self.client.set_callback(self._incoming)
-        self._speak_for(device or node)
+        self._speak_for(*(device or node).split(" ")[:2])
         self.announced = []   # meter ids whose discovery configs went out on this connection
         self.idle = True      # nothing left to publish
-        self.extras = {}      # name -> callable -> [(topic, payload)], retained on every connect
+        self.extras = {}      # name -> callable -> [(topic, payload)]: retained, announced
         self.commands = {}    # topic -> callback(payload): subscribed on every connect
         self.shared = False   # a Modbus bus: many meters, one connection (the will is the dongle's)
 
-    def _speak_for(self, device):
-        """Availability and diagnostics live under the meter's id, where HA's sensors look."""
+    def _speak_for(self, device, key=None):
+        """Availability and diagnostics live under the meter's id, where HA's sensors look; key:
+        what HA knows the meter's device by (the update entity joins it)."""
         self.device = device
+        self.key = key or device
         self.availability = topics.availability(self.base, device)
         topic, _, offline = self.availability
         self.client.will = (topic, offline, True, 1)
@@ -82,9 +85,6 @@ class Publisher:
             await self.client.subscribe(self.prefix + "/status")
         for topic in self.commands:
             await self.client.subscribe(topic)
-        for messages in self.extras.values():
-            for topic, payload in messages():
-                await self.client.publish(topic, payload, retain=True, qos=1)
         asyncio.create_task(self._poll())
 
     async def _poll(self):
@@ -127,12 +127,13 @@ class Publisher:
             self.stats["mqtt_error"] = self.client.last_error
 
     def _batch(self, item):
-        """A spooled record -> (meter id, (Reading, received) or None, what a discovery
-        announcement needs or None, harmonized messages). A plain call on purpose: the Reading,
-        a hundred small objects, is gone before the awaits for the PUBACKs unless the raw topics
-        still need it."""
+        """A spooled record -> (meter id, its HA key if it is a new meter, (Reading, received)
+        or None, what a discovery announcement needs or None, harmonized messages). A plain call
+        on purpose: the Reading, a hundred small objects, is gone before the awaits for the
+        PUBACKs unless the raw topics still need it."""
         reading, received = record.decode(item)
         device = topics.device_id(reading)
+        key = topics.ha_key(reading) if device != self.device else None
         harmonized = []
         if self.s["harmonized"]:
             harmonized = list(topics.iter_harmonized(reading, self.base, received))
@@ -141,9 +142,9 @@ class Publisher:
             from .discovery import about   # _publish_reading unloads it after the announcement
             meter = about(reading)
         kept = (reading, received) if self.s["raw"] else None
-        return device, kept, meter, harmonized
+        return device, key, kept, meter, harmonized
 
-    async def _publish_reading(self, device, kept, meter, harmonized):
+    async def _publish_reading(self, device, key, kept, meter, harmonized):
         """Publish one reading; False if the connection had to be renewed first (a new meter)."""
         client = self.client
         if device != self.device and not self.shared:
@@ -152,9 +153,9 @@ class Publisher:
             unload("discovery")
             topic, _, offline = self.availability
             await client.publish(topic, offline, retain=True, qos=1)
-            self._speak_for(device)
+            self._speak_for(device, key)
             if self.on_device:
-                self.on_device(device)
+                self.on_device(device if key == device else device + " " + key)
             await client.disconnect()
             return False
         if meter is not None:
@@ -166,6 +167,11 @@ class Publisher:
             finally:
                 unload("discovery")
             self.announced.append(device)
+            # after the meter's configs: an entity that joins the meter's device (the firmware
+            # update entity) finds it named; before, HA would make "update.none_firmware" of it
+            for messages in self.extras.values():
+                for topic, payload in messages():
+                    await client.publish(topic, payload, retain=True, qos=1)
         for topic, payload in harmonized:
             await client.publish(topic, payload, qos=1)
         if kept is not None:

@@ -36,9 +36,53 @@ _DATACOLLECTOR = (
 )
 
 
+_READ = ["", ""]   # the last (meter id, meter_name): every reading of a meter states the same id
+
+
+def meter_name(reading):
+    """The meter id as people read it. DSMR states its equipment id (0-0:96.1.1, Smarty's
+    0-0:42.0.0, ...) as hex-encoded ASCII: where that hex is printable ASCII, the ASCII
+    ('45303035...' -> 'E005...'); any other id as the meter sent it. The raw values keep the
+    hex. Only P1 telegrams: a DLMS meter's ids are text already (a number like 7340734073407340
+    would read as 's@s@s@s@')."""
+    text = reading.meter_id
+    if not isinstance(text, str) or reading.source not in ("p1", "sht"):
+        return text
+    if text != _READ[0]:
+        _READ[0], _READ[1] = text, _ascii(text)
+    return _READ[1]
+
+
+def _ascii(text):
+    if len(text) < 2 or len(text) % 2:
+        return text
+    chars = []
+    for i in range(0, len(text), 2):
+        try:
+            code = int(text[i:i + 2], 16)
+        except ValueError:
+            return text
+        if not 0x20 <= code <= 0x7E:
+            return text
+        chars.append(chr(code))
+    return "".join(chars).strip() or text
+
+
 def device_id(reading):
-    """The meter id made safe for topics and HA ids: [A-Za-z0-9_-] only; 'meter' when none."""
-    safe = reading.meter_id[:MAX_ID] if isinstance(reading.meter_id, str) else ""
+    """The meter's name (meter_name) made safe for topics and HA ids: [A-Za-z0-9_-] only;
+    'meter' when none. Topics, pages and HA's device name use it."""
+    return _safe(meter_name(reading))
+
+
+def ha_key(reading):
+    """What HA knows the meter by: its id as sent, made safe (for DSMR the hex), so that the
+    unique_ids, device identifiers and discovery topics of entities made before ids were read as
+    ASCII stay the same, and HA keeps their history."""
+    return _safe(reading.meter_id)
+
+
+def _safe(text):
+    safe = text[:MAX_ID] if isinstance(text, str) else ""
     for ch in safe:   # most ids are safe already: nothing to copy
         if not ("a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-"):
             safe = safe.replace(ch, "_")
@@ -59,14 +103,16 @@ def iter_harmonized(reading, base="smartmeter", received=None):
 
 
 def raw_state(reading, base, received=None):
-    """(topic, payload): <base>/<id>/state with every value the meter sent, in frame order."""
+    """(topic, payload): <base>/<id>/state with every value the meter sent, in frame order;
+    "meter_id" is the meter's name (meter_name), the values keep its id as sent."""
     values = []
     for obis, value in reading.values:
         stamp = "" if value.timestamp is None else ', "timestamp": ' + json_string(value.timestamp)
         values.append('%s: {"value": %s, "unit": %s%s}' % (
             json_string(obis), json_value(value.value), json_string(value.unit), stamp))
     payload = '{"timestamp": %s, "meter_id": %s, "values": {%s}}' % (
-        json_value(_timestamp(reading, received)), json_value(reading.meter_id), ", ".join(values))
+        json_value(_timestamp(reading, received)), json_value(meter_name(reading)),
+        ", ".join(values))
     return "%s/%s/state" % (base, device_id(reading)), payload.encode()
 
 

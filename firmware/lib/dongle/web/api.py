@@ -22,6 +22,15 @@ PROBES = ("/generate_204", "/gen_204", "/hotspot-detect.html", "/connecttest.txt
 WRONG_PASSWORD_DELAY_S = 1
 
 
+def _meter_name(reading):
+    """The meter id as the pages show it (topics.meter_name); loaded here, not at import: safe
+    mode imports this module for ota_push alone."""
+    if reading is None:
+        return None
+    from ..topics import meter_name
+    return meter_name(reading)
+
+
 def _config():
     from .. import config    # ~15 KB of code: loaded only while a request needs it
     return config
@@ -111,7 +120,7 @@ class Api:
             "mqtt": {"connected": bool(app.publisher and app.publisher.connected),
                      "queued": len(app.spool), "dropped": app.spool.dropped},
             "decoder": decoder,
-            "meter": {"id": reading.meter_id if reading else None,
+            "meter": {"id": _meter_name(reading),
                       "profile": app.cfg["meter"]["profile"],
                       "last_telegram": reading.timestamp if reading else None},
             "ota": _ota_report(stats),
@@ -129,7 +138,7 @@ class Api:
             json_string(obis), json_value(v.value), json_string(v.unit))
             for obis, v in reading.values)
         body = '{"timestamp": %s, "meter_id": %s, "harmonized": {%s}, "values": {%s}}' % (
-            json_value(reading.timestamp), json_value(reading.meter_id), harmonized, values)
+            json_value(reading.timestamp), json_value(_meter_name(reading)), harmonized, values)
         return Response(body=body.encode())
 
     async def history(self, request):
