@@ -2,9 +2,10 @@
 and store every value in SQLite or PostgreSQL.
 
 Nothing is lost across a broker restart or a recorder restart: the subscription is QoS 1 on a
-persistent session (clean_session off, a fixed client id), and a message is acknowledged only
-after its row is committed. Replays (the dongle's store-and-forward, MQTT redelivery) are stored
-once: the table's key is meter + time + name.
+persistent session (MQTT 5, clean start off, a fixed client id), and a message is acknowledged
+only after its batch is committed. Replays (the dongle's store-and-forward, MQTT redelivery) are
+stored once: the table's key is meter + time + name. Several recorders share the work as a group
+(record_service.py).
 
 The MQTT and config helpers here are shared with `meterkit bridge`.
 """
@@ -18,13 +19,15 @@ from meterkit.harmonize import QUANTITY
 
 from .arguments import usage_error
 from .mappings import parse_json, reading_from_state
-from .recorder import StoreError, number_text, open_store
+from .recorder import StoreError, harmonized_row, open_store, reading_rows
 
 log = logging.getLogger("meterkit.record")
 
 DEFAULTS = {"mqtt": "mqtt://127.0.0.1:1883", "client_id": "meterkit-recorder",
-            "db": "sqlite:///meterkit.db", "base": "smartmeter", "raw": False}
-KINDS = {"mqtt": str, "client_id": str, "db": str, "base": str, "raw": bool}
+            "db": "sqlite:///meterkit.db", "base": "smartmeter", "raw": False, "from_state": False,
+            "group": "", "batch": 5000, "adopt_after": 30, "aggregate_every": 60, "retention_days": 0}
+KINDS = {"mqtt": str, "client_id": str, "db": str, "base": str, "raw": bool, "from_state": bool,
+         "group": str, "batch": int, "adopt_after": int, "aggregate_every": int, "retention_days": int}
 
 
 class ConfigError(Exception):
@@ -33,7 +36,7 @@ class ConfigError(Exception):
 
 def add_command(commands):
     record = commands.add_parser("record", help="store MQTT readings in SQLite or PostgreSQL")
-    record.add_argument("--config", help="JSON file: {mqtt, client_id, db, base, raw}")
+    record.add_argument("--config", help="JSON file: {%s}" % ", ".join(DEFAULTS))
     record.add_argument("--mqtt", help="broker URL, mqtt://[user:password@]host[:port] (default %s)"
                         % DEFAULTS["mqtt"])
     record.add_argument("--db", help="sqlite:///file.db or postgresql://... (default %s)" % DEFAULTS["db"])
@@ -41,61 +44,71 @@ def add_command(commands):
     record.add_argument("--client-id", help="MQTT client id; keep it fixed so the broker keeps our queue")
     record.add_argument("--raw", action="store_true", default=None,
                         help="also store every OBIS value of the raw <base>/<id>/state documents")
+    record.add_argument("--from-state", action="store_true", default=None,
+                        help="take the harmonized values from the state documents: one message per "
+                             "reading instead of one per value (a fleet's recorders)")
+    record.add_argument("--group", help="share the work with the other recorders of this group "
+                        "(MQTT shared subscription $share/GROUP/...); each needs its own --client-id")
+    record.add_argument("--batch", type=int, help="rows per database transaction at most (default %d)"
+                        % DEFAULTS["batch"])
+    record.add_argument("--adopt-after", type=int, metavar="S",
+                        help="--group: drain a member's queue when it has been away S seconds "
+                             "(default %d)" % DEFAULTS["adopt_after"])
+    record.add_argument("--aggregate-every", type=int, metavar="S",
+                        help="PostgreSQL: fold new rows into the hourly/daily aggregates every S "
+                             "seconds (default %d)" % DEFAULTS["aggregate_every"])
+    record.add_argument("--retention-days", type=int, metavar="D",
+                        help="PostgreSQL: delete raw rows after D days, keep the aggregates "
+                             "(default 0: keep everything)")
     record.set_defaults(run=run)
 
 
 def run(args):
+    from .record_service import Service
     try:
         settings = settings_from(args, DEFAULTS, KINDS)
-        store = open_store(settings["db"])
+        for key in ("batch", "adopt_after", "aggregate_every"):
+            if settings[key] < 1:
+                raise ConfigError("%s must be at least 1" % key)
+        if settings["retention_days"] < 0:
+            raise ConfigError("retention_days must not be negative")
+        broker_address(settings["mqtt"])
+        options = {}
+        if settings["db"].startswith(("postgresql://", "postgres://")):
+            options["retention_days"] = settings["retention_days"]
+        store = open_store(settings["db"], **options)
     except (ConfigError, StoreError) as error:
         return usage_error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    recorder = Recorder(store, settings["base"])
-    subscriptions = [settings["base"] + "/+/+/+"]
-    if settings["raw"]:
-        subscriptions.append(settings["base"] + "/+/state")
-    try:
-        client = mqtt_client(settings["mqtt"], settings["client_id"], subscriptions,
-                             recorder.on_message, manual_ack=True)
-    except ConfigError as error:
-        return usage_error(str(error))
-    log.info("recording %s into %s", ", ".join(subscriptions), settings["db"])
-    serve(client)
-    return 1 if recorder.failed else 0
+    recorder = Recorder(store, settings["base"], settings["raw"], settings["from_state"])
+    return Service(settings, store, recorder, options).run()
 
 
 class Recorder:
-    def __init__(self, store, base):
+    """Turns the messages we subscribe to into rows (meter, time, name, value, unit)."""
+
+    def __init__(self, store, base, raw=False, from_state=False):
         self.store = store
         self.base = base
-        self.counts = {"stored": 0, "replayed": 0, "skipped": 0}
-        self.failed = None   # a database error ends the service (systemd restarts it)
+        self.raw = raw
+        self.from_state = from_state
 
-    def on_message(self, client, userdata, message):
-        try:
-            written = self.handle(message.topic, message.payload)
-        except FormatError as error:
-            self.counts["skipped"] += 1
-            log.warning("skipped %s (%d so far): %s", message.topic, self.counts["skipped"], error.message)
-            written = 0
-        except Exception as error:   # the database failed: leave the message unacknowledged
-            log.error("could not store %s: %s; stopping, the broker keeps the message", message.topic, error)
-            self.failed = error
-            client.disconnect()
-            return
-        self.counts["stored" if written else "replayed"] += 1
-        client.ack(message.mid, message.qos)
+    def topics(self):
+        """The topic filters: harmonized values, state documents, or both."""
+        found = [] if self.from_state else [self.base + "/+/+/+"]
+        if self.raw or self.from_state:
+            found.append(self.base + "/+/state")
+        return found
 
-    def handle(self, topic, payload):
-        """Store one message; returns the rows written (0: already stored, or nothing to store)."""
+    def rows(self, topic, payload):
+        """The rows of one message ([]: not ours to store); FormatError if malformed."""
         levels = topic.split("/")
         if levels[-1] == "state":
             reading, received = reading_from_state(parse_json(payload))
-            return self.store.store_reading(reading, received)
+            return reading_rows(reading, received, obis=self.raw)
         meter, quantity, name = levels[-3:]
         if QUANTITY.get(name) != quantity:
-            return 0   # not a harmonized topic (e.g. a bridge's or HA's own): not ours to store
+            return []   # not a harmonized topic (e.g. a bridge's or HA's own): not ours to store
         doc = parse_json(payload)
         stamp = doc.get("timestamp")
         if stamp is None:   # a dongle without a clock or NTP: when we heard it
@@ -103,7 +116,7 @@ class Recorder:
         if isinstance(stamp, bool) or not isinstance(stamp, int):
             raise FormatError("timestamp %r is not epoch seconds" % (stamp,))
         try:
-            return self.store.store_harmonized(meter, stamp, name, number_text(doc.get("value")))
+            return [harmonized_row(meter, stamp, name, doc.get("value"))]
         except ValueError as error:
             raise FormatError(str(error))
 
@@ -150,10 +163,8 @@ def settings_from(args, defaults, kinds):
     return settings
 
 
-def mqtt_client(url, client_id, subscriptions, on_message, manual_ack=False):
-    """A paho client on a persistent session that (re)subscribes at QoS 1 on every connect."""
-    import paho.mqtt.client as mqtt
-
+def broker_address(url):
+    """mqtt[s]://[user:password@]host[:port] -> (host, port, user or None, password, tls)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ConfigError("mqtt: %r is not mqtt://[user:password@]host[:port] (or mqtts://)" % url)
@@ -161,36 +172,44 @@ def mqtt_client(url, client_id, subscriptions, on_message, manual_ack=False):
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
         raise ConfigError("mqtt: bad port in %r" % url)
+    user = urllib.parse.unquote(parts.username) if parts.username else None
+    return parts.hostname, port, user, urllib.parse.unquote(parts.password or ""), parts.scheme == "mqtts"
+
+
+def mqtt_client(url, client_id, subscriptions, on_message, manual_ack=False):
+    """A paho client on a persistent session that (re)subscribes at QoS 1 on every connect."""
+    import paho.mqtt.client as mqtt
+
+    host, port, user, password, tls = broker_address(url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
                          protocol=mqtt.MQTTv311, manual_ack=manual_ack)
-    if parts.username:
-        client.username_pw_set(urllib.parse.unquote(parts.username),
-                               urllib.parse.unquote(parts.password or ""))
-    if parts.scheme == "mqtts":
+    if user:
+        client.username_pw_set(user, password)
+    if tls:
         client.tls_set()
     client.reconnect_delay_set(1, 30)
 
     def on_connect(client, userdata, flags, reason, properties):
         if reason.is_failure:
-            log.error("broker %s refused us: %s", parts.hostname, reason)
+            log.error("broker %s refused us: %s", host, reason)
             return
         client.subscribe([(topic, 1) for topic in subscriptions])
-        log.info("connected to %s:%d (session %s)", parts.hostname, port,
+        log.info("connected to %s:%d (session %s)", host, port,
                  "resumed" if flags.session_present else "new")
 
     def on_subscribe(client, userdata, mid, reasons, properties):
         log.info("subscribed")
 
     def on_disconnect(client, userdata, flags, reason, properties):
-        log.warning("disconnected from %s:%d (%s); reconnecting", parts.hostname, port, reason)
+        log.warning("disconnected from %s:%d (%s); reconnecting", host, port, reason)
 
     def on_connect_fail(client, userdata):
-        log.warning("broker %s:%d unreachable; retrying", parts.hostname, port)
+        log.warning("broker %s:%d unreachable; retrying", host, port)
 
     client.on_connect, client.on_subscribe = on_connect, on_subscribe
     client.on_disconnect, client.on_connect_fail = on_disconnect, on_connect_fail
     client.on_message = on_message
-    client.connect_async(parts.hostname, port, keepalive=30)
+    client.connect_async(host, port, keepalive=30)
     return client
 
 

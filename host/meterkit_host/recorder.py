@@ -3,14 +3,15 @@
     store = open_store("sqlite:///meter.db")          # or "postgresql://user@host/db"
     store.store_reading(reading, received=epoch)       # raw OBIS values + harmonized values
     store.store_harmonized("LGZ123", 1629055611, "power_in", "1.5")
+    store.insert(rows)                                 # (meter, epoch s, name, value text, unit), one transaction
     for row in store.rows(from_s, to_s, meter=None, names=None): ...   # (time, meter, name, value, unit)
 
 One table, `readings(meter, time, name, value, unit)`, primary key (meter, time, name): the
 firmware's store-and-forward replays readings after an outage, and a replayed reading is stored
 once. `name` is a harmonized name (power_in) or an OBIS code (1-0:1.7.0). Values are never floats:
 TEXT in SQLite (the meter's digits as sent), NUMERIC in PostgreSQL (arbitrary precision, keeps
-the scale). Time is epoch seconds in SQLite and TIMESTAMPTZ in PostgreSQL, where the table becomes
-a TimescaleDB hypertable when that extension is installed.
+the scale). Time is epoch seconds in SQLite and TIMESTAMPTZ in PostgreSQL (recorder_pg.py: batched
+inserts, hourly and daily aggregates, TimescaleDB where installed).
 """
 import decimal
 import sqlite3
@@ -27,12 +28,14 @@ class StoreError(Exception):
     """A database URL we cannot use, or a database we cannot reach; the message is for a person."""
 
 
-def open_store(url):
-    """sqlite:///relative.db, sqlite:////absolute.db, or postgresql://user:pass@host:port/db."""
+def open_store(url, **options):
+    """sqlite:///relative.db, sqlite:////absolute.db, or postgresql://user:pass@host:port/db
+    (options: PostgreSQL's, see recorder_pg.PostgresStore)."""
     if url.startswith("sqlite:///"):
         return SqliteStore(url[len("sqlite:///"):])
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        from .recorder_pg import PostgresStore
+        return PostgresStore(url, **options)
     raise StoreError("unknown database URL %r: use sqlite:///file.db or postgresql://..." % url)
 
 
@@ -61,6 +64,23 @@ def reading_time(reading, received=None):
     return int(received if received is not None else time.time())
 
 
+def reading_rows(reading, received=None, obis=True):
+    """The rows of a reading: its numeric values by OBIS code (unless obis is False) and its
+    harmonized values, all at the reading's time."""
+    meter = device_id(reading)
+    at = reading_time(reading, received)
+    rows = [(meter, at, code, str(v.value), v.unit or "")
+            for code, v in reading.values if obis and isinstance(v.value, Exact)]
+    rows += [(meter, at, name, str(value), harmonized_unit(name))
+             for name, value in harmonize(reading)]
+    return rows
+
+
+def harmonized_row(meter_id, epoch_s, name, value_text):
+    """(meter, time, name, value, unit) of one harmonized value; ValueError if not a number."""
+    return meter_id, int(epoch_s), name, number_text(value_text), harmonized_unit(name)
+
+
 def harmonized_unit(name):
     quantity = QUANTITY.get(name)
     return UNITS[quantity] if quantity else ""
@@ -72,18 +92,11 @@ class Store:
     def store_reading(self, reading, received=None):
         """Every numeric value of the reading (by OBIS code) and its harmonized values; returns
         how many rows were new (0 for a replay)."""
-        meter = device_id(reading)
-        at = reading_time(reading, received)
-        rows = [(meter, at, obis, str(v.value), v.unit or "")
-                for obis, v in reading.values if isinstance(v.value, Exact)]
-        rows += [(meter, at, name, str(value), harmonized_unit(name))
-                 for name, value in harmonize(reading)]
-        return self._insert(rows)
+        return self.insert(reading_rows(reading, received))
 
     def store_harmonized(self, meter_id, epoch_s, name, value_text):
         """One harmonized value, e.g. from a `<base>/<id>/<quantity>/<name>` message; 1 if new."""
-        return self._insert([(meter_id, int(epoch_s), name, number_text(value_text),
-                              harmonized_unit(name))])
+        return self.insert([harmonized_row(meter_id, epoch_s, name, value_text)])
 
     def close(self):
         self.db.close()
@@ -103,7 +116,8 @@ class SqliteStore(Store):
         except sqlite3.Error as error:
             raise StoreError("cannot open SQLite database %s: %s" % (path, error))
 
-    def _insert(self, rows):
+    def insert(self, rows):
+        """Store rows in one transaction; returns how many were new."""
         before = self.db.total_changes
         with self.db:
             self.db.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
@@ -113,51 +127,6 @@ class SqliteStore(Store):
         sql, args = _range_query("?", from_s, to_s, meter, names)
         for at, meter_id, name, value, unit in self.db.execute(sql, args):
             yield at, meter_id, name, value, unit
-
-
-class PostgresStore(Store):
-    SCHEMA = ("CREATE TABLE IF NOT EXISTS readings (meter TEXT NOT NULL, time TIMESTAMPTZ NOT NULL, "
-              "name TEXT NOT NULL, value NUMERIC NOT NULL, unit TEXT NOT NULL DEFAULT '', "
-              "PRIMARY KEY (meter, time, name))")
-
-    def __init__(self, url):
-        try:
-            import psycopg
-        except ImportError:
-            raise StoreError("PostgreSQL needs psycopg: pip install 'meterkit[postgresql]'")
-        self.errors = psycopg.Error
-        try:
-            self.db = psycopg.connect(url, autocommit=True)
-            self.db.execute(self.SCHEMA)
-            self.timescale = self._make_hypertable()
-        except psycopg.Error as error:
-            raise StoreError("cannot use PostgreSQL database: %s" % str(error).strip())
-
-    def _make_hypertable(self):
-        """A TimescaleDB hypertable where the extension is installed; a plain table works too."""
-        found = self.db.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-        if not found:
-            return False
-        self.db.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        self.db.execute("SELECT create_hypertable('readings', 'time', if_not_exists => TRUE)")
-        return True
-
-    def _insert(self, rows):
-        sql = ("INSERT INTO readings VALUES (%s, to_timestamp(%s), %s, %s::numeric, %s) "
-               "ON CONFLICT DO NOTHING")
-        written = 0
-        with self.db.transaction():
-            with self.db.cursor() as cursor:
-                for row in rows:   # one by one: executemany's rowcount is not per-row
-                    cursor.execute(sql, row)
-                    written += cursor.rowcount
-        return written
-
-    def rows(self, from_s, to_s, meter=None, names=None):
-        sql, args = _range_query("%s", from_s, to_s, meter, names, postgres=True)
-        for at, meter_id, name, value, unit in self.db.execute(sql, args):
-            yield int(at), meter_id, name, format(value, "f"), unit
 
 
 def _range_query(mark, from_s, to_s, meter, names, postgres=False):
