@@ -1,22 +1,20 @@
 """The recorder (SQLite and a real PostgreSQL started here), `meterkit record` against a real
 mosquitto (replays, malformed payloads, broker and recorder restarts), `meterkit export` CSV,
 and the Grafana dashboards' SQL run against both databases."""
-import glob
 import json
 import os
 import pathlib
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import pytest
 
 from broker import Broker, free_port
+from postgres import PostgresServer
 from dongle import topics
 from meterkit.exact import Exact
 from meterkit.reading import Reading
@@ -39,39 +37,17 @@ def sample(meter="LGZ1030655933512", at="2024-05-01T10:00:00+02:00", power="1.23
 
 # -- PostgreSQL, the real server from Debian's package, in a temp dir on a free port ---------------
 
-def _pg_tool(name):
-    found = shutil.which(name) or sorted(glob.glob("/usr/lib/postgresql/*/bin/" + name))
-    assert found, "PostgreSQL is not installed: apt-get install postgresql"
-    return found if isinstance(found, str) else found[-1]
-
-
 @pytest.fixture(scope="module")
 def postgres_server():
-    directory = tempfile.mkdtemp(prefix="meterkit-pg-")   # not pytest's 0700 tmp: postgres must enter
-    as_postgres = []
-    if os.geteuid() == 0:   # initdb refuses root
-        shutil.chown(directory, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    data, port = os.path.join(directory, "data"), free_port()
-    subprocess.run(as_postgres + [_pg_tool("initdb"), "-D", data, "-A", "trust", "-U", "meterkit",
-                                  "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    options = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (port, directory)
-    subprocess.run(as_postgres + [_pg_tool("pg_ctl"), "-D", data, "-o", options, "-l",
-                                  os.path.join(directory, "log"), "-w", "start"],
-                   check=True, capture_output=True)
-    try:
-        yield "postgresql://meterkit@127.0.0.1:%d/postgres" % port
-    finally:
-        subprocess.run(as_postgres + [_pg_tool("pg_ctl"), "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(directory, ignore_errors=True)
+    with PostgresServer() as server:
+        yield server.url
 
 
 @pytest.fixture
 def postgres(postgres_server):
     import psycopg
     with psycopg.connect(postgres_server, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS readings")
+        db.execute("DROP TABLE IF EXISTS readings, readings_hourly, readings_daily, meterkit_aggregated")
     return postgres_server
 
 

@@ -268,6 +268,7 @@ class Service:
         if message is None or message.topic.endswith("/drain"):
             if session.adopting and (message is None or message.payload == session.token):
                 session.finish()
+                self.members[session.client_id] = ("adopted", time.monotonic())
                 log.info("adopted %s: its queue is drained (%d messages)", session.client_id,
                          session.messages)
             return
