@@ -59,3 +59,16 @@ class PostgresServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def grafana_sql(sql, start, end, meter=""):
+    """A dashboard query as Grafana's PostgreSQL datasource sends it for [start, end] (epoch s)."""
+    import datetime
+    import re
+
+    def iso(epoch):
+        return "'%s'" % datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat()
+    sql = re.sub(r"\$__timeFilter\((\w+)\)", lambda match: "%s BETWEEN %s AND %s"
+                 % (match.group(1), iso(start), iso(end)), sql)
+    return sql.replace("$__timeFrom()", iso(start)).replace("$__timeTo()", iso(end)).replace(
+        "$meter", meter)

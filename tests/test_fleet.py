@@ -3,6 +3,7 @@ PostgreSQL with a group of recorders, one killed and one restarted on the way; w
 with a lost member of a shared subscription (the design rests on it); the aggregates."""
 import decimal
 import json
+import pathlib
 import subprocess
 import sys
 import threading
@@ -11,11 +12,12 @@ import time
 import pytest
 
 from broker import Broker
-from postgres import PostgresServer
+from postgres import PostgresServer, grafana_sql
 from meterkit_host.fleet import fleet
 from meterkit_host.recorder import open_store
 from meterkit_host.record import Recorder
 
+GRAFANA = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "dashboards"
 PROFILES = "dsmr5,e450,smarty,evn,dsmr22"
 DONGLES, READINGS = 200, 60
 CLOCK = int(time.time()) // 60 * 60 - 30   # half the run before the aggregates' watermark
@@ -97,7 +99,8 @@ def test_a_fleet_through_three_recorders_one_killed_one_restarted(broker, postgr
 
     import psycopg
     db = psycopg.connect(postgres, autocommit=True)
-    db.execute("DROP TABLE IF EXISTS readings, readings_hourly, readings_daily, meterkit_aggregated")
+    db.execute("DROP TABLE IF EXISTS readings, readings_minutely, readings_hourly, readings_daily, "
+               "meterkit_aggregated")
     expected = published_values(DONGLES, READINGS)
     recorders = [recorder(n) for n in (1, 2, 3)]
     restarted = None
@@ -136,7 +139,8 @@ def check_aggregates(url, until):
     raw = ("SELECT meter, name, date_trunc('%s', time, 'UTC'), count(*), sum(value), min(value), "
            "max(value), min(time), (array_agg(value ORDER BY time))[1], max(time), "
            "(array_agg(value ORDER BY time DESC))[1] FROM readings GROUP BY 1, 2, 3")
-    for table, bucket in (("readings_hourly", "hour"), ("readings_daily", "day")):
+    for table, bucket in (("readings_minutely", "minute"), ("readings_hourly", "hour"),
+                          ("readings_daily", "day")):
         folded = store.db.execute("SELECT * FROM %s" % table).fetchall()
         assert folded and sorted(folded) == sorted(store.db.execute(raw % bucket).fetchall())
 
@@ -211,7 +215,8 @@ def test_state_documents_give_the_harmonized_values():
 def test_aggregates_count_late_and_replayed_rows_once(postgres):
     import psycopg
     with psycopg.connect(postgres, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS readings, readings_hourly, readings_daily, meterkit_aggregated")
+        db.execute("DROP TABLE IF EXISTS readings, readings_minutely, readings_hourly, readings_daily, "
+               "meterkit_aggregated")
     store = open_store(postgres)
     t0 = 1714521600   # 2024-05-01T00:00Z
     rows = [("m%d" % m, t0 + s, "energy_in", "%d.5" % (1000 + s), "kWh") for m in range(3)
@@ -223,3 +228,10 @@ def test_aggregates_count_late_and_replayed_rows_once(postgres):
     check_aggregates(postgres, until=t0 + 86400)
     energy = store.db.execute("SELECT high - low, n FROM readings_daily WHERE meter = 'm1'").fetchone()
     assert (str(energy[0]), energy[1]) == ("7110.0", 80)
+    board = json.loads((GRAFANA / "meterkit-fleet.json").read_text())
+    results = [store.db.execute(grafana_sql(panel["targets"][0]["rawSql"], t0, t0 + 86400)).fetchall()
+               for panel in board["panels"]]
+    assert [(int(at.timestamp()), str(energy)) for at, energy in results[0]] == [(t0, "21330.0")]
+    assert sorted((meter, str(energy)) for meter, energy in results[1]) == [
+        ("m0", "7110.0"), ("m1", "7110.0"), ("m2", "7110.0")]
+    assert results[2] == []   # no power_in rows

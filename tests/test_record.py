@@ -1,6 +1,7 @@
 """The recorder (SQLite and a real PostgreSQL started here), `meterkit record` against a real
 mosquitto (replays, malformed payloads, broker and recorder restarts), `meterkit export` CSV,
 and the Grafana dashboards' SQL run against both databases."""
+import decimal
 import json
 import os
 import pathlib
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from broker import Broker, free_port
-from postgres import PostgresServer
+from postgres import PostgresServer, grafana_sql
 from dongle import topics
 from meterkit.exact import Exact
 from meterkit.reading import Reading
@@ -47,7 +48,8 @@ def postgres_server():
 def postgres(postgres_server):
     import psycopg
     with psycopg.connect(postgres_server, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS readings, readings_hourly, readings_daily, meterkit_aggregated")
+        db.execute("DROP TABLE IF EXISTS readings, readings_minutely, readings_hourly, readings_daily, "
+                   "meterkit_aggregated")
     return postgres_server
 
 
@@ -308,16 +310,21 @@ def test_dashboard_sql_runs_on_sqlite(tmp_path):
 def test_dashboard_sql_runs_on_postgres(postgres):
     import psycopg
     _filled(postgres)
+    assert open_store(postgres).refresh_aggregates(until=T0 + 2 * 86400) == T0 + 2 * 86400
     results = {}
     with psycopg.connect(postgres) as db:
-        db.execute("SET timezone = 'UTC'")   # days are UTC days, as in the SQLite dashboard
-        for title, sql in queries(dashboard("postgresql")):
-            sql = sql.replace("$meter", "m1").replace(
-                "$__timeFilter(time)", "time BETWEEN to_timestamp(%d) AND to_timestamp(%d)" % (T0, T0 + 2 * 86400 - 1))
-            results.setdefault(title, []).append(db.execute(sql).fetchall())
-    energy = results["Energy per day"][0]
+        for span in (3600, 2 * 86400, 10 * 86400):   # raw rows, minute and hourly averages
+            for title, sql in queries(dashboard("postgresql")):
+                rows = db.execute(grafana_sql(sql, T0, T0 + span - 1, "m1")).fetchall()
+                results.setdefault((title, span), []).append(rows)
+    energy = results["Energy per day", 2 * 86400][0]
     assert [str(e) for _, e in energy] == ["141.0", "141.0"]   # NUMERIC: exact, no rounding needed
-    assert len(results["Power in / out"][0]) == 96 and str(results["Voltages"][0][0][1]) == "230.0"
+    for span in (2 * 86400, 10 * 86400):
+        assert results["Energy per day", span][1] == []         # the meter sends no energy_out
+    assert len(results["Power in / out", 3600][0]) == 2 and len(results["Power in / out", 2 * 86400][0]) == 96
+    assert len(results["Power in / out", 10 * 86400][0]) == 48   # one hour: two readings averaged
+    assert results["Power in / out", 10 * 86400][0][1][1] == 75  # (60 + 90) / 2 W
+    assert results["Voltages", 2 * 86400][0][0][1] == decimal.Decimal("230.0")
 
 
 def test_unreachable_broker_is_retried_until_it_comes(tmp_path):

@@ -1,17 +1,18 @@
-"""The recorder's PostgreSQL store: batched inserts, hourly and daily aggregates, TimescaleDB where
-it is installed.
+"""The recorder's PostgreSQL store: batched inserts, aggregates by the minute, hour and day,
+TimescaleDB where it is installed.
 
     readings(meter, time, name, value, unit)               key (meter, time, name): stored once
-    readings_hourly, readings_daily(meter, name, bucket, n, total, low, high,
-                                    first_time, first, last_time, last)   buckets in UTC
+    readings_minutely, readings_hourly, readings_daily     (meter, name, bucket, n, total, low,
+                                                            high, first_time, first, last_time,
+                                                            last), buckets in UTC
 
 A batch of rows is one statement (`unnest` over five arrays) and one transaction, sorted by key so
 that recorders inserting the same rows (a redelivery) wait for each other instead of deadlocking.
 
 With TimescaleDB (the extension available when the database is first used): `readings` is a
-hypertable of 1-day chunks, compressed after `compress_after_days` (segments by meter and name),
-dropped after `retention_days` (0: kept); the aggregates are continuous aggregates (the daily one
-built on the hourly one) that TimescaleDB refreshes itself.
+hypertable of 1-day chunks, compressed after `compress_after_days` (segments by meter and name);
+raw rows and minute buckets are dropped after `retention_days` (0: kept); the aggregates are
+continuous aggregates, each built on the one before, that TimescaleDB refreshes itself.
 
 Without it, the same columns are plain tables that the recorders maintain, each row counted once:
 a watermark splits time. `refresh_aggregates()` (any recorder, one at a time: an advisory lock)
@@ -36,7 +37,7 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS readings (meter TEXT NOT NULL, time TIMEST
           "name TEXT NOT NULL, value NUMERIC NOT NULL, unit TEXT NOT NULL DEFAULT '', "
           "PRIMARY KEY (meter, time, name))")
 
-BUCKETS = (("readings_hourly", "hour"), ("readings_daily", "day"))
+BUCKETS = (("readings_minutely", "minute"), ("readings_hourly", "hour"), ("readings_daily", "day"))
 AGGREGATE_COLUMNS = ("n BIGINT NOT NULL, total NUMERIC NOT NULL, low NUMERIC NOT NULL, "
                      "high NUMERIC NOT NULL, first_time TIMESTAMPTZ NOT NULL, first NUMERIC NOT NULL, "
                      "last_time TIMESTAMPTZ NOT NULL, last NUMERIC NOT NULL")
@@ -50,9 +51,27 @@ PLAIN = tuple(
     "CHECK (one), watermark TIMESTAMPTZ)",   # NULL: the job never ran
     "INSERT INTO meterkit_aggregated DEFAULT VALUES ON CONFLICT DO NOTHING")
 
-# first/last: TimescaleDB's aggregates; a plain database gets them as array_agg
-PARTIAL = ("count(*) AS n, sum(value) AS total, min(value) AS low, max(value) AS high, "
-           "min(time) AS first_time, %s AS first, max(time) AS last_time, %s AS last")
+
+def _partials(source, bucket, first, last, raw):
+    """SELECT of one bucket size's partials: from raw rows (meter, time, name, value), or from
+    the partials of a smaller bucket size. first/last: how the dialect picks the value at the
+    earliest/latest time."""
+    if raw:
+        values = ("count(*) AS n, sum(value) AS total, min(value) AS low, max(value) AS high, "
+                  "min(time) AS first_time, %s AS first, max(time) AS last_time, %s AS last"
+                  % (first % ("value", "time"), last % ("value", "time")))
+    else:
+        values = ("sum(n) AS n, sum(total) AS total, min(low) AS low, max(high) AS high, "
+                  "min(first_time) AS first_time, %s AS first, max(last_time) AS last_time, "
+                  "%s AS last" % (first % ("first", "first_time"), last % ("last", "last_time")))
+    return "SELECT meter, name, %s AS bucket, %s FROM %s GROUP BY meter, name, %s" % (
+        bucket, values, source, bucket)
+
+
+# TimescaleDB: continuous aggregates, each built on the one before (hierarchical, 2.9 or later)
+TIMESCALE_BUCKETS = (("readings_minutely", "readings", "time", "1 minute", "1 minute", "3 days"),
+                     ("readings_hourly", "readings_minutely", "bucket", "1 hour", "10 minutes", "7 days"),
+                     ("readings_daily", "readings_hourly", "bucket", "1 day", "1 hour", "31 days"))
 TIMESCALE = (
     "CREATE EXTENSION IF NOT EXISTS timescaledb",
     "SELECT create_hypertable('readings', 'time', chunk_time_interval => INTERVAL '1 day', "
@@ -60,21 +79,15 @@ TIMESCALE = (
     "ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'meter, name', "
     "timescaledb.compress_orderby = 'time')",
     "SELECT add_compression_policy('readings', INTERVAL '%(compress)d days', if_not_exists => TRUE)",
-    "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_hourly WITH (timescaledb.continuous) AS "
-    "SELECT meter, name, time_bucket(INTERVAL '1 hour', time) AS bucket, "
-    + PARTIAL % ("first(value, time)", "last(value, time)")
-    + " FROM readings GROUP BY meter, name, bucket WITH NO DATA",
-    "SELECT add_continuous_aggregate_policy('readings_hourly', start_offset => INTERVAL '3 days', "
-    "end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)",
-    "CREATE MATERIALIZED VIEW IF NOT EXISTS readings_daily WITH (timescaledb.continuous) AS "
-    "SELECT meter, name, time_bucket(INTERVAL '1 day', bucket) AS bucket, sum(n) AS n, "
-    "sum(total) AS total, min(low) AS low, max(high) AS high, min(first_time) AS first_time, "
-    "first(first, first_time) AS first, max(last_time) AS last_time, last(last, last_time) AS last "
-    "FROM readings_hourly GROUP BY meter, name, time_bucket(INTERVAL '1 day', bucket) WITH NO DATA",
-    "SELECT add_continuous_aggregate_policy('readings_daily', start_offset => INTERVAL '7 days', "
-    "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', if_not_exists => TRUE)")
-TIMESCALE_RETENTION = ("SELECT add_retention_policy('readings', INTERVAL '%d days', "
-                       "if_not_exists => TRUE)")
+) + tuple(statement for table, source, column, size, every, window in TIMESCALE_BUCKETS for statement in (
+    "CREATE MATERIALIZED VIEW IF NOT EXISTS %s WITH (timescaledb.continuous) AS %s WITH NO DATA"
+    % (table, _partials(source, "time_bucket(INTERVAL '%s', %s)" % (size, column),
+                        "first(%s, %s)", "last(%s, %s)", source == "readings")),
+    "SELECT add_continuous_aggregate_policy('%s', start_offset => INTERVAL '%s', end_offset => "
+    "INTERVAL '%s', schedule_interval => INTERVAL '%s', if_not_exists => TRUE)"
+    % (table, window, size, every)))
+TIMESCALE_RETENTION = tuple("SELECT add_retention_policy('%s', INTERVAL '%%d days', if_not_exists => "
+                            "TRUE)" % table for table in ("readings", "readings_minutely"))
 
 ROWS = ("SELECT m, to_timestamp(t), n, v::numeric, u FROM unnest(%(m)s::text[], %(t)s::bigint[], "
         "%(n)s::text[], %(v)s::text[], %(u)s::text[]) AS r(m, t, n, v, u) ORDER BY m, t, n")
@@ -82,18 +95,17 @@ INSERT = "INSERT INTO readings (meter, time, name, value, unit) " + ROWS + " ON 
 
 
 def _fold(source):
-    """WITH-clause parts: hourly and daily partials of the rows in `source` (a relation with meter,
-    time, name, value) folded into the aggregate tables, each bucket's row combined, not replaced."""
-    first = "(array_agg(%s ORDER BY %s))[1]"
-    hour = ("hour AS (SELECT meter, name, date_trunc('hour', time, 'UTC') AS bucket, %s FROM %s "
-            "GROUP BY 1, 2, 3)" % (PARTIAL % (first % ("value", "time"), first % ("value", "time DESC")),
-                                   source))
-    day = ("day AS (SELECT meter, name, date_trunc('day', bucket, 'UTC') AS bucket, sum(n) AS n, "
-           "sum(total) AS total, min(low) AS low, max(high) AS high, min(first_time) AS first_time, "
-           "%s AS first, max(last_time) AS last_time, %s AS last FROM hour GROUP BY 1, 2, 3)"
-           % (first % ("first", "first_time"), first % ("last", "last_time DESC")))
-    parts = [hour, day]
-    for table, partials in BUCKETS:
+    """WITH-clause parts: the partials of the rows in `source` (a relation with meter, time, name,
+    value) for each bucket size, folded into the aggregate tables: each bucket's row combined with
+    what it holds, not replaced."""
+    first, last = "(array_agg(%s ORDER BY %s))[1]", "(array_agg(%s ORDER BY %s DESC))[1]"
+    parts, previous = [], source
+    for table, size in BUCKETS:
+        parts.append("%s AS (%s)" % (size, _partials(
+            previous, "date_trunc('%s', %s, 'UTC')" % (size, "time" if previous == source else "bucket"),
+            first, last, previous == source)))
+        previous = size
+    for table, size in BUCKETS:
         parts.append(
             "%s_fold AS (INSERT INTO %s AS a SELECT * FROM %s ORDER BY 1, 2, 3 "
             "ON CONFLICT (meter, name, bucket) DO UPDATE SET n = a.n + excluded.n, "
@@ -102,7 +114,7 @@ def _fold(source):
             "first = CASE WHEN excluded.first_time < a.first_time THEN excluded.first ELSE a.first END, "
             "first_time = least(a.first_time, excluded.first_time), "
             "last = CASE WHEN excluded.last_time > a.last_time THEN excluded.last ELSE a.last END, "
-            "last_time = greatest(a.last_time, excluded.last_time))" % (partials, table, partials))
+            "last_time = greatest(a.last_time, excluded.last_time))" % (size, table, size))
     return ", ".join(parts)
 
 
@@ -145,8 +157,8 @@ class PostgresStore(Store):
             return False
         for statement in TIMESCALE:
             self.db.execute(statement.replace("%(compress)d", str(int(compress_after_days))))
-        if self.retention_days:
-            self.db.execute(TIMESCALE_RETENTION % int(self.retention_days))
+        for statement in TIMESCALE_RETENTION if self.retention_days else ():
+            self.db.execute(statement % int(self.retention_days))
         return True
 
     def insert(self, rows):
@@ -198,14 +210,15 @@ class PostgresStore(Store):
         return int(start.timestamp())
 
     def _expire(self, watermark, batch=20000):
-        """Delete raw rows past the retention (only those folded into the aggregates already)."""
+        """Delete raw rows and minute buckets past the retention (only what is folded already)."""
         cutoff = min(watermark, datetime.datetime.now(UTC)
                      - datetime.timedelta(days=self.retention_days))
-        deleted = -1
-        while deleted:
-            deleted = self.db.execute(
-                "DELETE FROM readings WHERE ctid = ANY (ARRAY(SELECT ctid FROM readings "
-                "WHERE time < %s LIMIT %s))", (cutoff, batch)).rowcount
+        for table, column in (("readings", "time"), ("readings_minutely", "bucket")):
+            deleted = -1
+            while deleted:
+                deleted = self.db.execute(
+                    "DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %s < %%s "
+                    "LIMIT %%s))" % (table, table, column), (cutoff, batch)).rowcount
 
     def rows(self, from_s, to_s, meter=None, names=None):
         sql, args = _range_query("%s", from_s, to_s, meter, names, postgres=True)
