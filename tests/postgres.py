@@ -12,6 +12,9 @@ import tempfile
 
 from broker import free_port
 
+RECORDER_TABLES = ("readings, readings_minutely, readings_hourly, readings_daily, "
+                   "meterkit_aggregated")   # what the recorder makes in PostgreSQL
+
 
 def pg_tool(name):
     found = shutil.which(name) or sorted(glob.glob("/usr/lib/postgresql/*/bin/" + name))
@@ -49,8 +52,8 @@ class PostgresServer:
 
     def stop(self):
         if self.directory:
-            subprocess.run(self.as_postgres + [pg_tool("pg_ctl"), "-D", self.data, "-m", "immediate",
-                                               "stop"], capture_output=True)
+            subprocess.run(self.as_postgres + [pg_tool("pg_ctl"), "-D", self.data, "-m",
+                                               "immediate", "stop"], capture_output=True)
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 

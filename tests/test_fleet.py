@@ -12,7 +12,7 @@ import time
 import pytest
 
 from broker import Broker
-from postgres import PostgresServer, grafana_sql
+from postgres import RECORDER_TABLES, PostgresServer, grafana_sql
 from meterkit_host.fleet import fleet
 from meterkit_host.recorder import open_store
 from meterkit_host.record import Recorder
@@ -78,14 +78,16 @@ def published_values(count, readings):
             for topic, payload in messages[:-1]:   # the last one is the state document
                 doc = json.loads(payload, parse_float=decimal.Decimal)
                 _, meter, _, name = topic.split("/")
-                values.add((meter, doc["timestamp"], name, format(decimal.Decimal(doc["value"]), "f")))
+                value = format(decimal.Decimal(doc["value"]), "f")
+                values.add((meter, doc["timestamp"], name, value))
     return values
 
 
 def stored_values(url):
     import psycopg
     with psycopg.connect(url) as db:
-        rows = db.execute("SELECT meter, extract(epoch FROM time)::bigint, name, value FROM readings")
+        rows = db.execute("SELECT meter, extract(epoch FROM time)::bigint, name, value "
+                          "FROM readings")
         return [(meter, at, name, format(value, "f")) for meter, at, name, value in rows]
 
 
@@ -99,22 +101,21 @@ def test_a_fleet_through_three_recorders_one_killed_one_restarted(broker, postgr
 
     import psycopg
     db = psycopg.connect(postgres, autocommit=True)
-    db.execute("DROP TABLE IF EXISTS readings, readings_minutely, readings_hourly, readings_daily, "
-               "meterkit_aggregated")
+    db.execute("DROP TABLE IF EXISTS " + RECORDER_TABLES)
     expected = published_values(DONGLES, READINGS)
     recorders = [recorder(n) for n in (1, 2, 3)]
     restarted = None
     try:
         for process in recorders:
             process.wait_for("subscribed")
-        simulator = Process("simulate", "--fleet", str(DONGLES), "--mqtt", url, "--profile", PROFILES,
-                            "--interval", "1", "--speed", "4", "--count", str(READINGS),
-                            "--start", str(CLOCK))
+        simulator = Process("simulate", "--fleet", str(DONGLES), "--mqtt", url, "--profile",
+                            PROFILES, "--interval", "1", "--speed", "4", "--count",
+                            str(READINGS), "--start", str(CLOCK))
         rows = lambda: db.execute("SELECT count(*) FROM readings").fetchone()[0]
         wait_until(lambda: rows() >= len(expected) // 4, 60, "the fleet's readings do not arrive")
         recorders[1].proc.kill()          # rec-2 dies with messages in flight; nobody restarts it
         wait_until(lambda: rows() >= len(expected) // 2, 60, "stalled after rec-2 was killed")
-        recorders[2].stop()               # rec-3 is restarted: the broker queues its share meanwhile
+        recorders[2].stop()               # rec-3 restarts: the broker queues its share meanwhile
         restarted = recorder(3)
         assert simulator.proc.wait(timeout=120) == 0
         assert "%d readings" % (DONGLES * READINGS) in simulator.proc.stdout.read()
@@ -209,29 +210,45 @@ def test_state_documents_give_the_harmonized_values():
             messages, _ = dongle.messages("smartmeter")
             per_value = [row for topic, payload in messages[:-1]
                          for row in Recorder(None, "smartmeter").rows(topic, payload)]
-            assert recorder.rows(*messages[-1]) and sorted(recorder.rows(*messages[-1])) == sorted(per_value)
+            from_state = recorder.rows(*messages[-1])
+            assert from_state and sorted(from_state) == sorted(per_value)
 
 
 def test_aggregates_count_late_and_replayed_rows_once(postgres):
     import psycopg
     with psycopg.connect(postgres, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS readings, readings_minutely, readings_hourly, readings_daily, "
-               "meterkit_aggregated")
+        db.execute("DROP TABLE IF EXISTS " + RECORDER_TABLES)
     store = open_store(postgres)
     t0 = 1714521600   # 2024-05-01T00:00Z
     rows = [("m%d" % m, t0 + s, "energy_in", "%d.5" % (1000 + s), "kWh") for m in range(3)
             for s in range(0, 7200, 90)]
     assert store.insert(rows[::2]) == len(rows[::2])
     assert store.refresh_aggregates(until=t0 + 3600, step_s=600) == t0 + 3600
-    assert store.insert(rows) == len(rows) - len(rows[::2])   # the rest: before and after the watermark
+    assert store.insert(rows) == len(rows) - len(rows[::2])   # the rest: on both sides of it
     assert store.insert(rows[:40]) == 0                        # replayed: nothing new
     check_aggregates(postgres, until=t0 + 86400)
-    energy = store.db.execute("SELECT high - low, n FROM readings_daily WHERE meter = 'm1'").fetchone()
+    energy = store.db.execute(
+        "SELECT high - low, n FROM readings_daily WHERE meter = 'm1'").fetchone()
     assert (str(energy[0]), energy[1]) == ("7110.0", 80)
     board = json.loads((GRAFANA / "meterkit-fleet.json").read_text())
-    results = [store.db.execute(grafana_sql(panel["targets"][0]["rawSql"], t0, t0 + 86400)).fetchall()
-               for panel in board["panels"]]
+    results = [store.db.execute(grafana_sql(panel["targets"][0]["rawSql"], t0, t0 + 86400))
+               .fetchall() for panel in board["panels"]]
     assert [(int(at.timestamp()), str(energy)) for at, energy in results[0]] == [(t0, "21330.0")]
     assert sorted((meter, str(energy)) for meter, energy in results[1]) == [
         ("m0", "7110.0"), ("m1", "7110.0"), ("m2", "7110.0")]
     assert results[2] == []   # no power_in rows
+
+
+def test_every_writer_keeps_the_aggregates(postgres):
+    """`meterkit read` and `smgw` store through the same class: its inserts fold the aggregates
+    every aggregate_every seconds, no `meterkit record` needed."""
+    import psycopg
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute("DROP TABLE IF EXISTS " + RECORDER_TABLES)
+    store = open_store(postgres, aggregate_every=1)
+    now = int(time.time()) // 60 * 60
+    assert store.insert([("m", now - 120 + s, "power_in", str(s), "W") for s in range(60)]) == 60
+    time.sleep(1.1)
+    assert store.insert([("m", now - 60, "power_in", "7", "W")]) == 1
+    folded = store.db.execute("SELECT sum(n), sum(total) FROM readings_minutely").fetchone()
+    assert (folded[0], str(folded[1])) == (61, "1777")   # 0 + 1 + ... + 59 and the 7

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from broker import Broker, free_port
-from postgres import PostgresServer, grafana_sql
+from postgres import RECORDER_TABLES, PostgresServer, grafana_sql
 from dongle import topics
 from meterkit.exact import Exact
 from meterkit.reading import Reading
@@ -48,8 +48,7 @@ def postgres_server():
 def postgres(postgres_server):
     import psycopg
     with psycopg.connect(postgres_server, autocommit=True) as db:
-        db.execute("DROP TABLE IF EXISTS readings, readings_minutely, readings_hourly, readings_daily, "
-                   "meterkit_aggregated")
+        db.execute("DROP TABLE IF EXISTS " + RECORDER_TABLES)
     return postgres_server
 
 
@@ -321,7 +320,8 @@ def test_dashboard_sql_runs_on_postgres(postgres):
     assert [str(e) for _, e in energy] == ["141.0", "141.0"]   # NUMERIC: exact, no rounding needed
     for span in (2 * 86400, 10 * 86400):
         assert results["Energy per day", span][1] == []         # the meter sends no energy_out
-    assert len(results["Power in / out", 3600][0]) == 2 and len(results["Power in / out", 2 * 86400][0]) == 96
+    assert len(results["Power in / out", 3600][0]) == 2
+    assert len(results["Power in / out", 2 * 86400][0]) == 96
     assert len(results["Power in / out", 10 * 86400][0]) == 48   # one hour: two readings averaged
     assert results["Power in / out", 10 * 86400][0][1][1] == 75  # (60 + 90) / 2 W
     assert results["Voltages", 2 * 86400][0][0][1] == decimal.Decimal("230.0")

@@ -77,11 +77,14 @@ class Bench:
         self.db = psycopg.connect(server.url, autocommit=True)
         self.live_s = 10 if quick else 30
         self.backlog = 10 if quick else 30
-        self.clock = 0              # where the last run's meter clocks ended
+        self.clock = self.run_start = 0   # the last run's meter clocks: where they ended, began
+        self.started = []                 # every process we started: ended whatever happens
         self.logs = tempfile.mkdtemp(prefix="meterkit-bench-")
 
     def rows(self):
-        return self.db.execute("SELECT count(*) FROM readings").fetchone()[0]
+        """The current run's rows (its meter clocks are its own: a BRIN range, not the table)."""
+        return self.db.execute("SELECT count(*) FROM readings WHERE time >= to_timestamp(%s)",
+                               (self.run_start,)).fetchone()[0]
 
     def recorders(self, count, run, from_state=True):
         procs = []
@@ -90,7 +93,7 @@ class Bench:
             argv = [sys.executable, "-m", "meterkit_host", "record", "--mqtt", self.url, "--db",
                     self.server.url, "--group", run, "--client-id", "%s-%d" % (run, n),
                     "--adopt-after", "600"] + (["--from-state"] if from_state else [])
-            procs.append((subprocess.Popen(argv, stderr=log), log))
+            procs.append((self.start(argv, stderr=log), log))
         for proc, log in procs:
             deadline = time.monotonic() + 60
             while "subscribed" not in open(log.name).read():
@@ -103,14 +106,26 @@ class Bench:
         newer than the aggregates' watermark, folded by the job and not by each insert."""
         self.clock = max(int(time.time()), self.clock) + 1
         start, self.clock = self.clock, self.clock + readings
-        return subprocess.Popen([sys.executable, "-m", "meterkit_host", "simulate", "--fleet",
-                                 str(DONGLES), "--mqtt", self.url, "--profile", "dsmr5",
-                                 "--count", str(readings), "--speed", str(speed), "--start",
-                                 str(start)], stdout=subprocess.PIPE, text=True)
+        return self.start([sys.executable, "-m", "meterkit_host", "simulate", "--fleet",
+                           str(DONGLES), "--mqtt", self.url, "--profile", "dsmr5", "--count",
+                           str(readings), "--speed", str(speed), "--start", str(start)],
+                          stdout=subprocess.PIPE, text=True)
+
+    def start(self, *args, **kwargs):
+        proc = subprocess.Popen(*args, **kwargs)
+        self.started.append(proc)
+        return proc
+
+    def end(self):
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
 
     def parts(self, recorders, simulator=None):
-        parts = {"recorders": [p.pid for p, _ in recorders], "PostgreSQL": postgres_pids(self.server),
-                 "mosquitto": [self.broker.process.pid]}
+        parts = {"recorders": [p.pid for p, _ in recorders],
+                 "PostgreSQL": postgres_pids(self.server), "mosquitto": [self.broker.process.pid]}
         if simulator:
             parts["simulator"] = [simulator.pid]
         used = dict((name, cpu_seconds(pids)) for name, pids in parts.items())
@@ -118,17 +133,21 @@ class Bench:
         return used, parts
 
     def wait_rows(self, target, timeout=600):
+        """When the run's rows are all there; counting costs the database little (once a second
+        until 95 % are in, then every 50 ms)."""
         deadline = time.monotonic() + timeout
-        while self.rows() < target:
-            assert time.monotonic() < deadline, "stuck at %d of %d rows" % (self.rows(), target)
-            time.sleep(0.05)
-        return time.monotonic()
+        while True:
+            found = self.rows()
+            if found >= target:
+                return time.monotonic()
+            assert time.monotonic() < deadline, "stuck at %d of %d rows" % (found, target)
+            time.sleep(1 if found < 0.95 * target else 0.05)
 
     def live(self, count):
         recorders = self.recorders(count, "live%d" % count)
-        before = self.rows()
-        target = before + DONGLES * self.live_s * VALUES
+        target = DONGLES * self.live_s * VALUES
         simulator = self.fleet(self.live_s, 1)
+        self.run_start, before = self.clock - self.live_s, 0
         cpu0, pids = self.parts(recorders, simulator)
         began = time.monotonic()
         cpu_sim, first = 0, None
@@ -136,7 +155,7 @@ class Bench:
             cpu_sim = cpu_seconds(pids["simulator"])
             if first is None and self.rows() > before:
                 first = time.monotonic()
-            time.sleep(0.1)
+            time.sleep(0.1 if first is None else 0.5)
         published = time.monotonic()
         report = simulator.stdout.read().strip()
         done = self.wait_rows(target)
@@ -150,12 +169,13 @@ class Bench:
 
     def capacity(self, count, from_state=True):
         run = "drain%d%s" % (count, "" if from_state else "h")
-        backlog = self.backlog if from_state else max(5, self.backlog // 3)   # 19 times the messages
+        backlog = self.backlog if from_state else max(5, self.backlog // 3)   # 19 x the messages
         recorders = self.recorders(count, run, from_state)
         for proc, _ in recorders:
             proc.send_signal(signal.SIGSTOP)
-        target = self.rows() + DONGLES * backlog * VALUES
+        target = DONGLES * backlog * VALUES
         simulator = self.fleet(backlog, 1000)
+        self.run_start = self.clock - backlog
         assert simulator.wait() == 0
         queued = simulator.stdout.read().strip()
         cpu0, _ = self.parts(recorders)
@@ -190,10 +210,11 @@ class Bench:
     def storage(self):
         self.db.execute("VACUUM ANALYZE")
         sizes = {}
-        for table, rows_per_day in (("readings", VALUES * DAY), ("readings_minutely", VALUES * 1440),
+        for table, rows_per_day in (("readings", VALUES * DAY),
+                                    ("readings_minutely", VALUES * 1440),
                                     ("readings_hourly", VALUES * 24), ("readings_daily", VALUES)):
-            size, rows = self.db.execute("SELECT pg_total_relation_size('%s'), (SELECT count(*) FROM %s)"
-                                         % (table, table)).fetchone()
+            size, rows = self.db.execute("SELECT pg_total_relation_size('%s'), "
+                                         "(SELECT count(*) FROM %s)" % (table, table)).fetchone()
             sizes[table] = (size / rows, size / rows * rows_per_day)
         return sizes
 
@@ -209,7 +230,8 @@ class Bench:
         store.refresh_aggregates(until=int(last.timestamp()) + 1)   # the runs' rows
         began = time.monotonic()
         self.db.execute(
-            "INSERT INTO readings SELECT '45303035333438333032303030313233', to_timestamp(%s + s), name, "
+            "INSERT INTO readings SELECT '45303035333438333032303030313233', "
+            "to_timestamp(%s + s), name, "
             "CASE WHEN name LIKE 'energy%%' OR name = 'gas' THEN 15000 + s * 0.001 "
             "WHEN name LIKE 'voltage%%' THEN 230 + (s %% 50) / 10.0 ELSE s %% 3000 END, '' "
             "FROM generate_series(0, %s) s, unnest(%s::text[]) name", (day0, DAY - 1, list(names)))
@@ -220,8 +242,9 @@ class Bench:
         folded = time.monotonic() - began
         self.db.execute(   # a month of daily buckets for 1000 meters
             "INSERT INTO readings_daily SELECT 'fleet-' || m, name, to_timestamp(%s) + d * "
-            "INTERVAL '1 day', 86400, 0, 1000 * d, 1000 * d + m, to_timestamp(%s), 0, to_timestamp(%s), "
-            "0 FROM generate_series(1, 1000) m, generate_series(0, 30) d, unnest(%s::text[]) name",
+            "INTERVAL '1 day', 86400, 0, 1000 * d, 1000 * d + m, to_timestamp(%s), 0, "
+            "to_timestamp(%s), 0 FROM generate_series(1, 1000) m, generate_series(0, 30) d, "
+            "unnest(%s::text[]) name",
             (day0, day0, day0, list(names)))
         self.db.execute("VACUUM ANALYZE")
         dashboards = ROOT / "deploy" / "grafana" / "dashboards"
@@ -232,10 +255,10 @@ class Bench:
                "AND $__timeFilter(time) ORDER BY 1")
         timings = [("a day of one meter, dashboard (minute averages)", power, DAY, 1440),
                    ("a day of one meter, every raw row", raw, DAY, DAY),
-                   ("a month of one meter, energy per day", meter["panels"][1]["targets"][0]["rawSql"],
-                    31 * DAY, 1)]
-        timings += [("a month of 1000 meters: " + panel["title"].lower(), panel["targets"][0]["rawSql"],
-                     31 * DAY, None) for panel in fleet["panels"]]
+                   ("a month of one meter, energy per day",
+                    meter["panels"][1]["targets"][0]["rawSql"], 31 * DAY, 1)]
+        timings += [("a month of 1000 meters: " + panel["title"].lower(),
+                     panel["targets"][0]["rawSql"], 31 * DAY, None) for panel in fleet["panels"]]
         results = []
         for title, sql, span, _ in timings:
             sql = grafana_sql(sql, day0, day0 + span - 1, "45303035333438333032303030313233")
@@ -262,49 +285,57 @@ def cores(figures):
 
 def main():
     quick = "--quick" in sys.argv
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))   # clean up on a kill too
     with tempfile.TemporaryDirectory(prefix="meterkit-bench-broker-") as directory, \
             Broker(pathlib.Path(directory), extra_conf="max_queued_messages 0\n") as broker, \
             PostgresServer(settings=("fsync=on",)) as server:
         bench = Bench(broker, server, quick)
-        print("fleet bench: %d DSMR 5 dongles (a reading a second, %d values + the state document), "
-              "mosquitto, PostgreSQL %s (fsync on), %d cores%s"
-              % (DONGLES, VALUES, bench.db.execute("SHOW server_version").fetchone()[0],
-                 os.cpu_count(), ", --quick" if quick else ""))
-        live = [bench.live(count) for count in (1, 2, 4)]
-        table("1. live, %d s at 1 reading/s per dongle (--from-state)" % bench.live_s,
-              ("recorders", "readings/s stored", "all stored after the last publish", "cores used"),
-              [(str(r["recorders"]), "%.0f" % r["readings_s"], "%.1f s" % r["caught_up_s"],
-                cores(r["cores"])) for r in live])
-        print("  simulator: " + live[0]["fleet"])
-        drains = [bench.capacity(count) for count in (1, 2, 4)]
-        drains += [bench.capacity(count, from_state=False) for count in (1, 4)]
-        table("2. capacity: a backlog of %d readings per dongle drained" % bench.backlog,
-              ("recorders", "messages", "readings/s", "rows/s", "cores used"),
-              [(str(r["recorders"]), r["messages"], "%.0f" % r["readings_s"],
-                "%.0f" % (r["readings_s"] * VALUES), cores(r["cores"])) for r in drains])
-        best = max(drains, key=lambda r: r["readings_s"])
-        print("  best: %.0f readings/s (%.1fx the fleet's 1000/s) with %d recorders; other work "
-              "on the machine meanwhile: %.2f of %d cores"
-              % (best["readings_s"], best["readings_s"] / DONGLES, best["recorders"],
-                 best["cores"]["other work"], os.cpu_count()))
-        for mode in ("state", "per value"):
-            runs = [r for r in drains if r["messages"] == mode]
-            cost = dict((part, statistics.median(r["ms_per_reading"][part] for r in runs))
-                        for part in ("recorders", "PostgreSQL", "mosquitto"))
-            print("  CPU per reading (%s): %s; with the %d cores to itself the ceiling would be "
-                  "%.0f readings/s, set by %s" % (
-                      mode, ", ".join("%s %.3f ms" % item for item in cost.items()), os.cpu_count(),
-                      os.cpu_count() * 1000 / sum(cost.values()), max(cost, key=cost.get)))
-        grafana = bench.grafana()
-        sizes = bench.storage()
-        table("3. storage (DSMR 5 at 1 s: %d rows per meter-day raw)" % (VALUES * DAY),
-              ("table", "bytes/row (with indexes)", "MB per meter-day"),
-              [(name, "%.0f" % per_row, "%.2f" % (per_day / 1e6)) for name, (per_row, per_day)
-               in sizes.items()])
-        table("4. Grafana queries (one meter-day = %d raw rows, folded by the job at %.0f rows/s)"
-              % (VALUES * DAY, grafana["fold_rows_s"]),
-              ("query", "ms", "rows"),
-              [(title, "%.1f" % ms, str(rows)) for title, ms, rows in grafana["queries"]])
+        try:
+            report(bench, quick)
+        finally:
+            bench.end()
+
+
+def report(bench, quick):
+    print("fleet bench: %d DSMR 5 dongles (a reading a second, %d values + the state document), "
+          "mosquitto, PostgreSQL %s (fsync on), %d cores%s"
+          % (DONGLES, VALUES, bench.db.execute("SHOW server_version").fetchone()[0],
+             os.cpu_count(), ", --quick" if quick else ""))
+    live = [bench.live(count) for count in (1, 2, 4)]
+    table("1. live, %d s at 1 reading/s per dongle (--from-state)" % bench.live_s,
+          ("recorders", "readings/s stored", "all stored after the last publish", "cores used"),
+          [(str(r["recorders"]), "%.0f" % r["readings_s"], "%.1f s" % r["caught_up_s"],
+            cores(r["cores"])) for r in live])
+    print("  simulator: " + live[0]["fleet"])
+    drains = [bench.capacity(count) for count in (1, 2, 4)]
+    drains += [bench.capacity(count, from_state=False) for count in (1, 4)]
+    table("2. capacity: a backlog of %d readings per dongle drained" % bench.backlog,
+          ("recorders", "messages", "readings/s", "rows/s", "cores used"),
+          [(str(r["recorders"]), r["messages"], "%.0f" % r["readings_s"],
+            "%.0f" % (r["readings_s"] * VALUES), cores(r["cores"])) for r in drains])
+    best = max(drains, key=lambda r: r["readings_s"])
+    print("  best: %.0f readings/s (%.1fx the fleet's 1000/s) with %d recorders; other work "
+          "on the machine meanwhile: %.2f of %d cores"
+          % (best["readings_s"], best["readings_s"] / DONGLES, best["recorders"],
+             best["cores"]["other work"], os.cpu_count()))
+    for mode in ("state", "per value"):
+        runs = [r for r in drains if r["messages"] == mode]
+        cost = dict((part, statistics.median(r["ms_per_reading"][part] for r in runs))
+                    for part in ("recorders", "PostgreSQL", "mosquitto"))
+        print("  CPU per reading (%s): %s; with the %d cores to itself the ceiling would be "
+              "%.0f readings/s, set by %s" % (
+                  mode, ", ".join("%s %.3f ms" % item for item in cost.items()), os.cpu_count(),
+                  os.cpu_count() * 1000 / sum(cost.values()), max(cost, key=cost.get)))
+    grafana = bench.grafana()
+    sizes = bench.storage()
+    table("3. storage (DSMR 5 at 1 s: %d rows per meter-day raw)" % (VALUES * DAY),
+          ("table", "bytes/row (with indexes)", "MB per meter-day"),
+          [(name, "%.0f" % per_row, "%.2f" % (per_day / 1e6)) for name, (per_row, per_day)
+           in sizes.items()])
+    table("4. Grafana queries (one meter-day = %d raw rows, folded by the job at %.0f rows/s)"
+          % (VALUES * DAY, grafana["fold_rows_s"]),
+          ("query", "ms", "rows"),
+          [(title, "%.1f" % ms, str(rows)) for title, ms, rows in grafana["queries"]])
 
 
 if __name__ == "__main__":

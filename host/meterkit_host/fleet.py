@@ -92,7 +92,8 @@ class Link(asyncio.Protocol):
         delay = 0.5
         while True:
             try:
-                await asyncio.get_running_loop().create_connection(lambda: self, self.host, self.port)
+                loop = asyncio.get_running_loop()
+                await loop.create_connection(lambda: self, self.host, self.port)
                 await asyncio.wait_for(self.up.wait(), 10)
             except (OSError, asyncio.TimeoutError):
                 if self.transport:

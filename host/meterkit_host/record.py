@@ -25,9 +25,11 @@ log = logging.getLogger("meterkit.record")
 
 DEFAULTS = {"mqtt": "mqtt://127.0.0.1:1883", "client_id": "meterkit-recorder",
             "db": "sqlite:///meterkit.db", "base": "smartmeter", "raw": False, "from_state": False,
-            "group": "", "batch": 5000, "adopt_after": 30, "aggregate_every": 60, "retention_days": 0}
+            "group": "", "batch": 5000, "adopt_after": 30, "aggregate_every": 60,
+            "retention_days": 0}
 KINDS = {"mqtt": str, "client_id": str, "db": str, "base": str, "raw": bool, "from_state": bool,
-         "group": str, "batch": int, "adopt_after": int, "aggregate_every": int, "retention_days": int}
+         "group": str, "batch": int, "adopt_after": int, "aggregate_every": int,
+         "retention_days": int}
 
 
 class ConfigError(Exception):
@@ -48,9 +50,10 @@ def add_command(commands):
                         help="take the harmonized values from the state documents: one message per "
                              "reading instead of one per value (a fleet's recorders)")
     record.add_argument("--group", help="share the work with the other recorders of this group "
-                        "(MQTT shared subscription $share/GROUP/...); each needs its own --client-id")
-    record.add_argument("--batch", type=int, help="rows per database transaction at most (default %d)"
-                        % DEFAULTS["batch"])
+                        "(MQTT shared subscription $share/GROUP/...); each needs its own "
+                        "--client-id")
+    record.add_argument("--batch", type=int, help="rows per database transaction at most "
+                        "(default %d)" % DEFAULTS["batch"])
     record.add_argument("--adopt-after", type=int, metavar="S",
                         help="--group: drain a member's queue when it has been away S seconds "
                              "(default %d)" % DEFAULTS["adopt_after"])
@@ -75,13 +78,14 @@ def run(args):
         broker_address(settings["mqtt"])
         options = {}
         if settings["db"].startswith(("postgresql://", "postgres://")):
-            options["retention_days"] = settings["retention_days"]
+            options = {"retention_days": settings["retention_days"],
+                       "aggregate_every": settings["aggregate_every"]}
         store = open_store(settings["db"], **options)
     except (ConfigError, StoreError) as error:
         return usage_error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     recorder = Recorder(store, settings["base"], settings["raw"], settings["from_state"])
-    return Service(settings, store, recorder, options).run()
+    return Service(settings, store, recorder).run()
 
 
 class Recorder:
@@ -173,7 +177,8 @@ def broker_address(url):
     except ValueError:
         raise ConfigError("mqtt: bad port in %r" % url)
     user = urllib.parse.unquote(parts.username) if parts.username else None
-    return parts.hostname, port, user, urllib.parse.unquote(parts.password or ""), parts.scheme == "mqtts"
+    password = urllib.parse.unquote(parts.password or "")
+    return parts.hostname, port, user, password, parts.scheme == "mqtts"
 
 
 def mqtt_client(url, client_id, subscriptions, on_message, manual_ack=False):

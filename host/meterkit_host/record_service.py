@@ -32,7 +32,6 @@ import uuid
 from meterkit.errors import FormatError
 
 from .record import broker_address
-from .recorder import open_store
 
 log = logging.getLogger("meterkit.record")
 
@@ -102,7 +101,8 @@ class Session:
     def _on_subscribe(self, client, userdata, mid, reasons, properties):
         refused = [str(reason) for reason in reasons if reason.is_failure]
         if refused:
-            log.error("the broker refused a subscription of %s: %s", self.client_id, ", ".join(refused))
+            log.error("the broker refused a subscription of %s: %s", self.client_id,
+                      ", ".join(refused))
         if self.adopting:
             client.unsubscribe(self.service.data_topics())
         else:
@@ -139,8 +139,11 @@ class Session:
         from paho.mqtt.properties import Properties
 
         self.finished = True
-        self.client.publish(self.service.status_topic(self.client_id), b"adopted", qos=1,
-                            retain=True).wait_for_publish(10)
+        try:
+            self.client.publish(self.service.status_topic(self.client_id), b"adopted", qos=1,
+                                retain=True).wait_for_publish(10)
+        except (RuntimeError, ValueError):   # taken over meanwhile: its owner is back
+            pass
         properties = Properties(PacketTypes.DISCONNECT)
         properties.SessionExpiryInterval = 0
         self.client.disconnect(properties=properties)
@@ -158,9 +161,8 @@ class Session:
 
 
 class Service:
-    def __init__(self, settings, store, recorder, store_options=None):
+    def __init__(self, settings, store, recorder):
         self.settings, self.store, self.recorder = settings, store, recorder
-        self.store_options = store_options or {}
         self.group = settings["group"]
         self.client_id = settings["client_id"]
         self.batch_rows = settings["batch"]
@@ -170,7 +172,6 @@ class Service:
         self.adopters = {}    # client id -> Session
         self.stopping = False
         self.failed = None
-        self.done = threading.Event()
         self.counts = dict.fromkeys(("messages", "rows", "new", "skipped"), 0)
 
     # -- topics -----------------------------------------------------------------------------------
@@ -198,10 +199,7 @@ class Service:
         log.info("recording %s into %s%s", ", ".join(self.data_topics()), self.settings["db"],
                  " as %s of group %s" % (self.client_id, self.group) if self.group else "")
         self.own = Session(self, self.client_id)
-        aggregator = None
-        if hasattr(self.store, "refresh_aggregates") and not self.store.timescale:
-            aggregator = threading.Thread(target=self._aggregate, daemon=True)
-            aggregator.start()
+        maintain = getattr(self.store, "maintain", None)   # PostgreSQL: the aggregates
         next_stats = time.monotonic() + STATS_EVERY_S
         while not self.stopping and self.failed is None:
             items, rows, control = self._collect()
@@ -210,16 +208,15 @@ class Service:
             if control and self.failed is None:
                 self._control(*control)
             self._housekeeping()
+            if maintain and self.failed is None:
+                maintain()
             if time.monotonic() >= next_stats:
                 next_stats += STATS_EVERY_S
                 log.info("%(new)d new rows of %(rows)d from %(messages)d messages, %(skipped)d "
                          "skipped, so far", self.counts)
-        self.done.set()
         for session in self.adopters.values():   # unfinished: their sessions stay for the next try
             session.stop(say_offline=False)
         self.own.stop(say_offline=self.failed is None and bool(self.group))
-        if aggregator:
-            aggregator.join(timeout=10)
         return 1 if self.failed is not None else 0
 
     def _collect(self):
@@ -303,15 +300,3 @@ class Service:
         live = sorted(set(m for m, (status, _) in self.members.items() if status == "online")
                       | {self.client_id})
         return next((m for m in live if m > member), live[0])
-
-    def _aggregate(self):
-        """PostgreSQL without TimescaleDB: fold new rows into the aggregates, on our own connection."""
-        store = open_store(self.settings["db"], **self.store_options)
-        try:
-            while not self.done.wait(self.settings["aggregate_every"]):
-                try:
-                    store.refresh_aggregates()
-                except Exception as error:   # the next round tries again
-                    log.warning("could not update the aggregates: %s", str(error).strip())
-        finally:
-            store.close()

@@ -3,7 +3,7 @@
     store = open_store("sqlite:///meter.db")          # or "postgresql://user@host/db"
     store.store_reading(reading, received=epoch)       # raw OBIS values + harmonized values
     store.store_harmonized("LGZ123", 1629055611, "power_in", "1.5")
-    store.insert(rows)                                 # (meter, epoch s, name, value text, unit), one transaction
+    store.insert(rows)                     # [(meter, epoch s, name, value, unit)], one transaction
     for row in store.rows(from_s, to_s, meter=None, names=None): ...   # (time, meter, name, value, unit)
 
 One table, `readings(meter, time, name, value, unit)`, primary key (meter, time, name): the

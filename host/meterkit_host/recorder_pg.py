@@ -14,8 +14,9 @@ hypertable of 1-day chunks, compressed after `compress_after_days` (segments by 
 raw rows and minute buckets are dropped after `retention_days` (0: kept); the aggregates are
 continuous aggregates, each built on the one before, that TimescaleDB refreshes itself.
 
-Without it, the same columns are plain tables that the recorders maintain, each row counted once:
-a watermark splits time. `refresh_aggregates()` (any recorder, one at a time: an advisory lock)
+Without it, the same columns are plain tables that the writers maintain, each row counted once:
+a watermark splits time. `refresh_aggregates()` (any writer, every `aggregate_every` seconds, one
+at a time: an advisory lock)
 folds the rows in [watermark, now - lag) into the buckets and moves the watermark, holding its
 row FOR UPDATE; every insert holds it FOR SHARE and folds its own new rows that fall before the
 watermark (late: a dongle's replay after an outage) into the buckets in the same transaction. So
@@ -24,6 +25,7 @@ in bounded batches.
 """
 import datetime
 import logging
+import time
 
 from .recorder import Store, StoreError, _range_query
 
@@ -39,14 +41,15 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS readings (meter TEXT NOT NULL, time TIMEST
 
 BUCKETS = (("readings_minutely", "minute"), ("readings_hourly", "hour"), ("readings_daily", "day"))
 AGGREGATE_COLUMNS = ("n BIGINT NOT NULL, total NUMERIC NOT NULL, low NUMERIC NOT NULL, "
-                     "high NUMERIC NOT NULL, first_time TIMESTAMPTZ NOT NULL, first NUMERIC NOT NULL, "
-                     "last_time TIMESTAMPTZ NOT NULL, last NUMERIC NOT NULL")
+                     "high NUMERIC NOT NULL, first_time TIMESTAMPTZ NOT NULL, "
+                     "first NUMERIC NOT NULL, last_time TIMESTAMPTZ NOT NULL, "
+                     "last NUMERIC NOT NULL")
 PLAIN = tuple(
     "CREATE TABLE IF NOT EXISTS %s (meter TEXT NOT NULL, name TEXT NOT NULL, bucket TIMESTAMPTZ "
-    "NOT NULL, %s, PRIMARY KEY (meter, name, bucket)) WITH (fillfactor = 70)"   # room for HOT updates
+    "NOT NULL, %s, PRIMARY KEY (meter, name, bucket)) WITH (fillfactor = 70)"   # for HOT updates
     % (table, AGGREGATE_COLUMNS) for table, _ in BUCKETS) + (
     "CREATE INDEX IF NOT EXISTS readings_daily_by_name ON readings_daily (name, bucket)",
-    "CREATE INDEX IF NOT EXISTS readings_time ON readings USING brin (time)",   # rows come in time order
+    "CREATE INDEX IF NOT EXISTS readings_time ON readings USING brin (time)",   # rows come in order
     "CREATE TABLE IF NOT EXISTS meterkit_aggregated (one BOOLEAN PRIMARY KEY DEFAULT TRUE "
     "CHECK (one), watermark TIMESTAMPTZ)",   # NULL: the job never ran
     "INSERT INTO meterkit_aggregated DEFAULT VALUES ON CONFLICT DO NOTHING")
@@ -69,25 +72,29 @@ def _partials(source, bucket, first, last, raw):
 
 
 # TimescaleDB: continuous aggregates, each built on the one before (hierarchical, 2.9 or later)
-TIMESCALE_BUCKETS = (("readings_minutely", "readings", "time", "1 minute", "1 minute", "3 days"),
-                     ("readings_hourly", "readings_minutely", "bucket", "1 hour", "10 minutes", "7 days"),
-                     ("readings_daily", "readings_hourly", "bucket", "1 day", "1 hour", "31 days"))
+TIMESCALE_BUCKETS = (   # (view, source, its time column, bucket, refreshed every, refresh window)
+    ("readings_minutely", "readings", "time", "1 minute", "1 minute", "3 days"),
+    ("readings_hourly", "readings_minutely", "bucket", "1 hour", "10 minutes", "7 days"),
+    ("readings_daily", "readings_hourly", "bucket", "1 day", "1 hour", "31 days"))
 TIMESCALE = (
     "CREATE EXTENSION IF NOT EXISTS timescaledb",
     "SELECT create_hypertable('readings', 'time', chunk_time_interval => INTERVAL '1 day', "
     "if_not_exists => TRUE, migrate_data => TRUE)",
-    "ALTER TABLE readings SET (timescaledb.compress, timescaledb.compress_segmentby = 'meter, name', "
-    "timescaledb.compress_orderby = 'time')",
-    "SELECT add_compression_policy('readings', INTERVAL '%(compress)d days', if_not_exists => TRUE)",
-) + tuple(statement for table, source, column, size, every, window in TIMESCALE_BUCKETS for statement in (
+    "ALTER TABLE readings SET (timescaledb.compress, "
+    "timescaledb.compress_segmentby = 'meter, name', timescaledb.compress_orderby = 'time')",
+    "SELECT add_compression_policy('readings', INTERVAL '%(compress)d days', "
+    "if_not_exists => TRUE)",
+) + tuple(statement for table, source, column, size, every, window in TIMESCALE_BUCKETS
+          for statement in (
     "CREATE MATERIALIZED VIEW IF NOT EXISTS %s WITH (timescaledb.continuous) AS %s WITH NO DATA"
     % (table, _partials(source, "time_bucket(INTERVAL '%s', %s)" % (size, column),
                         "first(%s, %s)", "last(%s, %s)", source == "readings")),
     "SELECT add_continuous_aggregate_policy('%s', start_offset => INTERVAL '%s', end_offset => "
     "INTERVAL '%s', schedule_interval => INTERVAL '%s', if_not_exists => TRUE)"
     % (table, window, size, every)))
-TIMESCALE_RETENTION = tuple("SELECT add_retention_policy('%s', INTERVAL '%%d days', if_not_exists => "
-                            "TRUE)" % table for table in ("readings", "readings_minutely"))
+TIMESCALE_RETENTION = tuple("SELECT add_retention_policy('%s', INTERVAL '%%d days', "
+                            "if_not_exists => TRUE)" % table
+                            for table in ("readings", "readings_minutely"))
 
 ROWS = ("SELECT m, to_timestamp(t), n, v::numeric, u FROM unnest(%(m)s::text[], %(t)s::bigint[], "
         "%(n)s::text[], %(v)s::text[], %(u)s::text[]) AS r(m, t, n, v, u) ORDER BY m, t, n")
@@ -101,9 +108,10 @@ def _fold(source):
     first, last = "(array_agg(%s ORDER BY %s))[1]", "(array_agg(%s ORDER BY %s DESC))[1]"
     parts, previous = [], source
     for table, size in BUCKETS:
+        column = "time" if previous == source else "bucket"
         parts.append("%s AS (%s)" % (size, _partials(
-            previous, "date_trunc('%s', %s, 'UTC')" % (size, "time" if previous == source else "bucket"),
-            first, last, previous == source)))
+            previous, "date_trunc('%s', %s, 'UTC')" % (size, column), first, last,
+            previous == source)))
         previous = size
     for table, size in BUCKETS:
         parts.append(
@@ -111,7 +119,8 @@ def _fold(source):
             "ON CONFLICT (meter, name, bucket) DO UPDATE SET n = a.n + excluded.n, "
             "total = a.total + excluded.total, low = least(a.low, excluded.low), "
             "high = greatest(a.high, excluded.high), "
-            "first = CASE WHEN excluded.first_time < a.first_time THEN excluded.first ELSE a.first END, "
+            "first = CASE WHEN excluded.first_time < a.first_time THEN excluded.first "
+            "ELSE a.first END, "
             "first_time = least(a.first_time, excluded.first_time), "
             "last = CASE WHEN excluded.last_time > a.last_time THEN excluded.last ELSE a.last END, "
             "last_time = greatest(a.last_time, excluded.last_time))" % (size, table, size))
@@ -129,7 +138,7 @@ FOLD_WINDOW = (
 
 
 class PostgresStore(Store):
-    def __init__(self, url, retention_days=0, compress_after_days=7):
+    def __init__(self, url, retention_days=0, compress_after_days=7, aggregate_every=60):
         try:
             import psycopg
         except ImportError:
@@ -137,6 +146,8 @@ class PostgresStore(Store):
         self.errors = psycopg.Error
         self.transient = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
         self.retention_days = retention_days
+        self.aggregate_every = aggregate_every
+        self.next_fold = time.monotonic() + aggregate_every
         try:
             self.db = psycopg.connect(url, autocommit=True)
             self.db.execute(SCHEMA)
@@ -152,7 +163,8 @@ class PostgresStore(Store):
         extension is installed and the aggregates are not plain tables already."""
         found = self.db.execute(
             "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-        plain = self.db.execute("SELECT 1 FROM pg_tables WHERE tablename = 'readings_hourly'").fetchone()
+        plain = self.db.execute(
+            "SELECT 1 FROM pg_tables WHERE tablename = 'readings_hourly'").fetchone()
         if not found or plain:
             return False
         for statement in TIMESCALE:
@@ -166,6 +178,12 @@ class PostgresStore(Store):
         were new. A deadlock or serialization failure is retried; other errors are raised."""
         if not rows:
             return 0
+        try:
+            return self._insert(rows)
+        finally:
+            self.maintain()
+
+    def _insert(self, rows):
         columns = list(zip(*rows))
         args = dict(zip("mtnvu", (list(c) for c in columns)))
         for attempt in range(RETRIES):
@@ -180,6 +198,18 @@ class PostgresStore(Store):
                 if attempt == RETRIES - 1:
                     raise
                 log.info("retrying a batch of %d rows: %s", len(rows), str(error).split("\n")[0])
+
+    def maintain(self):
+        """Every aggregate_every seconds: refresh_aggregates(). Every writer calls it (each insert
+        does, an idle recorder too), so the aggregates keep up whoever records; errors are logged,
+        the next round tries again."""
+        if self.timescale or time.monotonic() < self.next_fold:
+            return
+        self.next_fold = time.monotonic() + self.aggregate_every
+        try:
+            self.refresh_aggregates()
+        except self.errors as error:
+            log.warning("could not update the aggregates: %s", str(error).strip())
 
     def refresh_aggregates(self, until=None, lag_s=10, step_s=60):
         """Fold the rows up to `until` (epoch s; default now - lag_s) into the plain aggregates,

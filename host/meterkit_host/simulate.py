@@ -290,7 +290,8 @@ def _key(key):
 
 def add_command(commands):
     sim = commands.add_parser("simulate", help="stream the frames of a simulated meter")
-    sim.add_argument("--profile", required=True, type=profile_list, metavar="|".join(sorted(PROFILES)),
+    sim.add_argument("--profile", required=True, type=profile_list,
+                     metavar="|".join(sorted(PROFILES)),
                      help="the meter; --fleet: a comma-separated list to cycle through")
     sim.add_argument("--key", type=aes_key, help="encryption key (smarty, evn: required; e450: optional)")
     sim.add_argument("--auth-key", type=aes_key, help="authentication key (smarty: Luxembourg AK by default)")
@@ -302,10 +303,12 @@ def add_command(commands):
                      help="insert line noise and corrupt about RATE (0..1) of the frames")
     sim.add_argument("--clients", type=int, default=1, help="--tcp: wait for N clients first (default 1)")
     sim.add_argument("-v", "--verbose", action="store_true", help="one line per frame on stderr")
-    sim.add_argument("--fleet", type=int, metavar="N", help="N dongles publishing to --mqtt (fleet.py)")
-    sim.add_argument("--mqtt", metavar="URL", help="--fleet: the broker, mqtt://[user:password@]host[:port]")
-    sim.add_argument("--base", default="smartmeter", help="--fleet: base topic (default smartmeter)")
-    sim.add_argument("--start", type=int, metavar="EPOCH", help="--fleet: the meters' clocks (default now)")
+    sim.add_argument("--fleet", type=int, metavar="N", help="N dongles publishing to --mqtt")
+    sim.add_argument("--mqtt", metavar="URL",
+                     help="--fleet: the broker, mqtt://[user:password@]host[:port]")
+    sim.add_argument("--base", default="smartmeter", help="--fleet: base topic (smartmeter)")
+    sim.add_argument("--start", type=int, metavar="EPOCH",
+                     help="--fleet: the meters' clocks start here (default now)")
     out = sim.add_mutually_exclusive_group()
     out.add_argument("--tcp", type=int, metavar="PORT", help="serve 127.0.0.1:PORT (0: a free port)")
     out.add_argument("--stdout", action="store_true", help="write the raw bytes to standard output")
@@ -319,7 +322,8 @@ def run(args):
         from . import fleet
         return fleet.run(args)
     if len(args.profile) != 1 or not (args.tcp is not None or args.stdout or args.pty):
-        return usage_error("one --profile and one of --tcp, --stdout, --pty (or --fleet N --mqtt URL)")
+        return usage_error("one --profile and one of --tcp, --stdout, --pty "
+                           "(or --fleet N --mqtt URL)")
     args.profile = args.profile[0]
     if args.speed <= 0 or (args.interval is not None and args.interval < 0):
         return usage_error("--speed must be positive and --interval not negative")
