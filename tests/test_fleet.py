@@ -252,3 +252,37 @@ def test_every_writer_keeps_the_aggregates(postgres):
     assert store.insert([("m", now - 60, "power_in", "7", "W")]) == 1
     folded = store.db.execute("SELECT sum(n), sum(total) FROM readings_minutely").fetchone()
     assert (folded[0], str(folded[1])) == (61, "1777")   # 0 + 1 + ... + 59 and the 7
+
+
+def test_a_database_that_is_down_is_retried_a_bad_one_is_not(tmp_path, capsys):
+    """Exit 1 when PostgreSQL cannot be reached (systemd starts the recorder again), 2 for a
+    database URL that no retry fixes (the units' RestartPreventExitStatus)."""
+    from broker import free_port
+    from meterkit_host import cli
+    down = "postgresql://nobody@127.0.0.1:%d/none?connect_timeout=2" % free_port()
+    assert cli.main(["record", "--db", down, "--group", "fleet"]) == 1
+    assert "cannot use PostgreSQL" in capsys.readouterr().err
+    assert cli.main(["record", "--db", "mysql://x", "--group", "fleet"]) == 2
+
+
+def test_recorders_starting_together_create_the_tables_once(postgres):
+    """CREATE TABLE IF NOT EXISTS races in PostgreSQL (a duplicate pg_type key): a group whose
+    members start at once must not trip over it."""
+    import psycopg
+    for _ in range(3):
+        with psycopg.connect(postgres, autocommit=True) as db:
+            db.execute("DROP TABLE IF EXISTS " + RECORDER_TABLES)
+        failures, ready = [], threading.Barrier(4)
+
+        def start():
+            ready.wait()
+            try:
+                open_store(postgres).close()
+            except Exception as error:   # the race, if it were there
+                failures.append(error)
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []

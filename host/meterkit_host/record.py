@@ -11,6 +11,7 @@ The MQTT and config helpers here are shared with `meterkit bridge`.
 """
 import json
 import logging
+import sys
 import time
 import urllib.parse
 
@@ -81,7 +82,12 @@ def run(args):
             options = {"retention_days": settings["retention_days"],
                        "aggregate_every": settings["aggregate_every"]}
         store = open_store(settings["db"], **options)
-    except (ConfigError, StoreError) as error:
+    except StoreError as error:
+        if error.transient:   # the database is down or unreachable: exit 1, let systemd retry
+            sys.stderr.write("meterkit: %s\n" % error)
+            return 1
+        return usage_error(str(error))
+    except ConfigError as error:
         return usage_error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     recorder = Recorder(store, settings["base"], settings["raw"], settings["from_state"])

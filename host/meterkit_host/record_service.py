@@ -216,7 +216,7 @@ class Service:
                          "skipped, so far", self.counts)
         for session in self.adopters.values():   # unfinished: their sessions stay for the next try
             session.stop(say_offline=False)
-        self.own.stop(say_offline=self.failed is None and bool(self.group))
+        self.own.stop(say_offline=bool(self.group))   # after adopt_after, a member drains us
         return 1 if self.failed is not None else 0
 
     def _collect(self):

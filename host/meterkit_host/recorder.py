@@ -25,7 +25,12 @@ from dongle.topics import device_id
 
 
 class StoreError(Exception):
-    """A database URL we cannot use, or a database we cannot reach; the message is for a person."""
+    """A database URL we cannot use, or a database we cannot reach (`transient`: try again later);
+    the message is for a person."""
+
+    def __init__(self, message, transient=False):
+        Exception.__init__(self, message)
+        self.transient = transient
 
 
 def open_store(url, **options):

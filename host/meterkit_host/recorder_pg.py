@@ -33,6 +33,7 @@ log = logging.getLogger("meterkit.record")
 
 UTC = datetime.timezone.utc
 AGGREGATE_LOCK = 0x6D6B6167   # pg advisory lock key ("mkag"): one aggregation job at a time
+SCHEMA_LOCK = 0x6D6B7363      # ("mksc"): one writer creates the tables, IF NOT EXISTS races
 RETRIES = 5                   # a deadlock or serialization failure is retried this often
 
 SCHEMA = ("CREATE TABLE IF NOT EXISTS readings (meter TEXT NOT NULL, time TIMESTAMPTZ NOT NULL, "
@@ -150,13 +151,18 @@ class PostgresStore(Store):
         self.next_fold = time.monotonic() + aggregate_every
         try:
             self.db = psycopg.connect(url, autocommit=True)
-            self.db.execute(SCHEMA)
-            self.timescale = self._timescale(compress_after_days)
-            if not self.timescale:
-                for statement in PLAIN:
-                    self.db.execute(statement)
+            self.db.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                self.db.execute(SCHEMA)
+                self.timescale = self._timescale(compress_after_days)
+                if not self.timescale:
+                    for statement in PLAIN:
+                        self.db.execute(statement)
+            finally:
+                self.db.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
         except psycopg.Error as error:
-            raise StoreError("cannot use PostgreSQL database: %s" % str(error).strip())
+            raise StoreError("cannot use PostgreSQL database: %s" % str(error).strip(),
+                             transient=isinstance(error, psycopg.OperationalError))
 
     def _timescale(self, compress_after_days):
         """TimescaleDB's hypertable, compression, retention and continuous aggregates, where the
