@@ -92,7 +92,8 @@ class Bench:
             log = open(os.path.join(self.logs, "%s-%d.log" % (run, n)), "w+")
             argv = [sys.executable, "-m", "meterkit_host", "record", "--mqtt", self.url, "--db",
                     self.server.url, "--group", run, "--client-id", "%s-%d" % (run, n),
-                    "--adopt-after", "600"] + (["--from-state"] if from_state else [])
+                    "--adopt-after", "600", "--aggregate-every", "10"]   # the job runs too
+            argv += ["--from-state"] if from_state else []
             procs.append((self.start(argv, stderr=log), log))
         for proc, log in procs:
             deadline = time.monotonic() + 60

@@ -217,9 +217,10 @@ class PostgresStore(Store):
         except self.errors as error:
             log.warning("could not update the aggregates: %s", str(error).strip())
 
-    def refresh_aggregates(self, until=None, lag_s=10, step_s=60):
+    def refresh_aggregates(self, until=None, lag_s=10, step_s=10):
         """Fold the rows up to `until` (epoch s; default now - lag_s) into the plain aggregates,
-        step_s of time per transaction; apply the retention. Returns the watermark reached (epoch
+        step_s of time per transaction (inserts wait while one holds the watermark: keep it
+        short); apply the retention. Returns the watermark reached (epoch
         s), or None when another recorder is at it or TimescaleDB does it."""
         if self.timescale:
             return None
