@@ -3,7 +3,6 @@ mosquitto (replays, malformed payloads, broker and recorder restarts), `meterkit
 and the Grafana dashboards' SQL run against both databases."""
 import decimal
 import json
-import os
 import pathlib
 import re
 import sqlite3

@@ -59,7 +59,7 @@ def add_command(commands):
                         help="--group: drain a member's queue when it has been away S seconds "
                              "(default %d)" % DEFAULTS["adopt_after"])
     record.add_argument("--aggregate-every", type=int, metavar="S",
-                        help="PostgreSQL: fold new rows into the hourly/daily aggregates every S "
+                        help="PostgreSQL: fold new rows into the minute, hour and day buckets every S "
                              "seconds (default %d)" % DEFAULTS["aggregate_every"])
     record.add_argument("--retention-days", type=int, metavar="D",
                         help="PostgreSQL: delete raw rows after D days, keep the aggregates "
