@@ -42,15 +42,16 @@ class Exact:
         return hash(_normal(self))
 
     def __str__(self):
+        # one formatting, one new string: slicing the digits made six (the device's heap)
         m, e = self.mantissa, self.exponent
         if e >= 0:
             return str(m * 10 ** e)
-        sign = "-" if m < 0 else ""
-        digits = str(abs(m))
-        places = -e
-        if len(digits) <= places:
-            digits = "0" * (places - len(digits) + 1) + digits
-        return sign + digits[:-places] + "." + digits[-places:]
+        sign = ""
+        if m < 0:
+            sign, m = "-", -m
+        scale = 10 ** -e
+        whole = m // scale
+        return "%s%d.%0*d" % (sign, whole, -e, m - whole * scale)
 
     def __repr__(self):
         return "Exact(%s)" % self
