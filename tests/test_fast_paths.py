@@ -39,6 +39,7 @@ def mutated(lines, rnd):
 def cold_json(telegram):
     """Decode with the per-code memo emptied first: every line read from scratch."""
     dsmr._CODES.clear()
+    dsmr._LINES.clear()
     return dsmr.decode_telegram(telegram, crc="ignore").to_json()
 
 

@@ -70,7 +70,9 @@ def decode_telegram(frame, crc="enforce"):
         text = data[:end].decode()
     except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
         text = "".join(chr(byte) for byte in data[:end])
-    _parse_lines(text.split("\n"), reading)
+    lines = text.split("\n")
+    if not (MEMO_LINES and _memoized_lines(lines, reading)):
+        _parse_lines(lines, reading)
     if not reading.values:
         raise FormatError("P1 telegram has no readable data lines")
     for obis in METER_IDS:   # the best identifier the telegram states as text
@@ -102,13 +104,41 @@ def _parse_lines(lines, reading):
         _add_line(reading, number, pending)
 
 
+def _memoized_lines(lines, reading):
+    """_parse_lines, each line looked up whole in _LINES first. False, the reading as it was,
+    when a line continues another (DSMR 2.2/3 gas profiles): _parse_lines reads those."""
+    values, memo, warned = reading.values, _LINES, len(reading.warnings)
+    for index in range(1, len(lines)):
+        raw = lines[index]
+        said = memo.get(raw)
+        if said is not None:
+            values.append(said)
+            continue
+        line = raw.strip()
+        if not line:
+            continue
+        if line[0] == "(":
+            del values[:]
+            del reading.warnings[warned:]
+            reading.timestamp = None
+            return False
+        count = len(values)
+        _add_line(reading, index + 1, line)
+        if len(values) > count and values[-1][0] != CLOCK:   # (the clock line sets more)
+            if len(memo) >= MAX_LINES:   # bounded: changing values can't grow it
+                memo.clear()
+            memo[raw] = values[-1]
+    return True
+
+
 def _add_line(reading, number, line):
     """One data line -> (obis, Value) in reading.values, or a warning saying why it was skipped."""
     paren = line.find("(")
-    code = _CODES.get(line[:paren]) if paren > 0 else None
+    text = line[:paren]
+    code = _CODES.get(text) if paren > 0 else None
     if code is None or code[2] != line:   # most lines repeat from the last telegram
         try:
-            code = _read_line(line, paren)
+            code = _read_line(line, paren, text, code)
         except (ValueError, IndexError, KeyError) as error:
             # our own ValueError texts; never a built-in's (CPython and MicroPython word those apart)
             why = "malformed line"
@@ -130,14 +160,17 @@ def _add_line(reading, number, line):
 _CODES = {}
 MAX_CODES = 128
 MEMO_LINES = sys.implementation.name != "micropython"
+# The host's too (MEMO_LINES): each line as it came, '\r' and all -> the (obis, Value) it said.
+# Most lines repeat unchanged from telegram to telegram, and such a line is one look-up then.
+_LINES = {}
+MAX_LINES = 256
 
 
-def _read_line(line, paren):
-    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> its _CODES entry, saying (Exact, 'm3', iso)."""
+def _read_line(line, paren, text, known):
+    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> its _CODES entry, saying (Exact, 'm3', iso).
+    text: line[:paren]; known: its _CODES entry or None."""
     if paren <= 0:
         raise ValueError("no OBIS code followed by '('")
-    text = line[:paren]
-    known = _CODES.get(text)
     if known is None:
         # '1-0:1.8.0' or EasyMeter's '1-0:1.8.0*255' -> 6 bytes
         base, star, group_f = text.strip().partition("*")
@@ -198,11 +231,12 @@ def _scalar(kind, text):
     text = text.strip()
     if not text:
         return None, ""
+    if kind != _TIME:
+        star = text.rfind("*")   # (a timestamp has none)
+        if star >= 0:
+            return Exact.parse(text[:star]), text[star + 1:]
     if kind == _TIME or (text[-1] in "WS" and _is_timestamp(text)):
         return iso_timestamp(text), ""
-    number, star, unit = text.rpartition("*")
-    if star:
-        return Exact.parse(number), unit
     if kind == _TEXT:
         return text, ""
     try:

@@ -15,9 +15,14 @@ class Exact:
     @staticmethod
     def parse(text):
         """'-0012.340' -> Exact(-12340, -3); keeps the meter's own precision."""
-        whole, dot, frac = text.partition(".")
-        if whole.isdigit() and (frac.isdigit() or not dot):   # most meter values: '000123.456'
-            return Exact(int(whole + frac), -len(frac))
+        dot = text.find(".")   # most meter values: '000123.456' (one new string, not four)
+        if dot < 0:
+            if text.isdigit():
+                return Exact(int(text), 0)
+        elif dot:
+            digits = text.replace(".", "")
+            if len(digits) == len(text) - 1 and len(digits) > dot and digits.isdigit():
+                return Exact(int(digits), dot - len(digits))
         text = text.strip()
         sign = 1
         if text[:1] in ("-", "+"):
