@@ -10,7 +10,7 @@ in (`received`), else null. A naive meter time (no UTC offset) is taken as UTC.
 """
 from meterkit.clock import epoch_seconds
 from meterkit.harmonize import QUANTITY, harmonize
-from meterkit.reading import json_string, json_value
+from meterkit.reading import add_entry, json_string, json_value, value_fields
 
 MAX_ID = 64
 
@@ -105,15 +105,15 @@ def iter_harmonized(reading, base="smartmeter", received=None):
 def raw_state(reading, base, received=None):
     """(topic, payload): <base>/<id>/state with every value the meter sent, in frame order;
     "meter_id" is the meter's name (meter_name), the values keep its id as sent."""
-    values = []
+    out = ['{"timestamp": ', json_value(_timestamp(reading, received)), ', "meter_id": ',
+           json_value(meter_name(reading)), ', "values": {']
     for obis, value in reading.values:
-        stamp = "" if value.timestamp is None else ', "timestamp": ' + json_string(value.timestamp)
-        values.append('%s: {"value": %s, "unit": %s%s}' % (
-            json_string(obis), json_value(value.value), json_string(value.unit), stamp))
-    payload = '{"timestamp": %s, "meter_id": %s, "values": {%s}}' % (
-        json_value(_timestamp(reading, received)), json_value(meter_name(reading)),
-        ", ".join(values))
-    return "%s/%s/state" % (base, device_id(reading)), payload.encode()
+        add_entry(out, obis, value)
+        out.append(", ")
+    if reading.values:
+        out.pop()
+    out.append("}}")
+    return "%s/%s/state" % (base, device_id(reading)), "".join(out).encode()
 
 
 def raw_values(reading, base, received=None):
@@ -128,17 +128,25 @@ def iter_raw_values(reading, base, received=None):
     stamp = json_value(_timestamp(reading, received))
     used = []
     for obis, value in reading.values:
-        name = None
-        if obis.startswith("1-"):   # electricity, written as decoders write it (no leading 0s)
-            at = _DATACOLLECTOR.find(" %s=" % obis[obis.find(":") + 1:])
-            if at >= 0:
-                at = _DATACOLLECTOR.index("=", at) + 1
-                name = _DATACOLLECTOR[at:_DATACOLLECTOR.index(" ", at)]
+        name = _datacollector_name(obis) if obis.startswith("1-") else None
         if name is None or name in used:
             name = obis.replace(":", "_").replace(".", "_")
         used.append(name)
-        yield (root + name, ('{"value": %s, "unit": %s, "timestamp": %s, "obis": %s}' % (
-            json_value(value.value), json_string(value.unit), stamp, json_string(obis))).encode())
+        yield (root + name, ('{%s, "timestamp": %s, "obis": %s}' % (
+            value_fields(value), stamp, json_string(obis))).encode())
+
+
+def _datacollector_name(obis):
+    """That project's name for an electricity code, written as decoders write it (no leading
+    0s), by its C.D.E groups; None when it has none. (Looked up without a key made first.)"""
+    cde = obis[obis.find(":") + 1:]
+    at = _DATACOLLECTOR.find(cde) if cde else -1
+    while at > 0:
+        end = at + len(cde)
+        if _DATACOLLECTOR[at - 1] == " " and _DATACOLLECTOR[end] == "=":
+            return _DATACOLLECTOR[end + 1:_DATACOLLECTOR.index(" ", end)]
+        at = _DATACOLLECTOR.find(cde, at + 1)
+    return None
 
 
 def availability(base, id):
