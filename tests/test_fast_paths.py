@@ -286,3 +286,18 @@ def test_dlms_vectors_decode_alike_with_cold_and_warm_code_memo(vectors):
     for i in range(cosem.MAX_CODES * 2):
         cosem._code(bytes((1, 0, i % 200, 8, i // 200, 255)))
     assert len(cosem._CODES) <= cosem.MAX_CODES
+
+
+def iso_outcome(convert, text):
+    try:
+        return convert(text)
+    except ValueError as error:
+        return "error", str(error)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.tuples(*[st.integers(0, 99)] * 6), st.sampled_from(["", "W", "S"]))
+def test_telegram_times_read_as_text_like_as_numbers(fields, suffix):
+    """iso_timestamp takes the telegram's digits as they are; read as numbers they say the same."""
+    text = "%02d%02d%02d%02d%02d%02d" % fields + suffix
+    assert iso_outcome(dsmr.iso_timestamp, text) == iso_outcome(dsmr._iso_from_numbers, text)

@@ -44,19 +44,28 @@ class Reading:
 
     def to_json(self, harmonized=None):
         """The decode contract's line (written in reading_json, which the dongle never loads)."""
-        from .reading_json import reading_json
-        return reading_json(self, harmonized)
+        global _reading_json
+        if _reading_json is None:   # (an import statement per line costs the host ~1 us)
+            from .reading_json import reading_json as _reading_json
+        return _reading_json(self, harmonized)
+
+
+_reading_json = None
 
 
 def value_fields(v):
     """'"value": 1.5, "unit": "kWh"': the fields every JSON form of a Value has, made once."""
     text = v.json
     if text is None:
-        text = v.json = '"value": %s, "unit": %s' % (json_value(v.value), json_string(v.unit))
+        unit = v.unit
+        unit = '"%s"' % unit if _plain(unit) else json_string(unit)
+        text = v.json = '"value": %s, "unit": %s' % (json_value(v.value), unit)
     return text
 
 
 def json_value(v):
+    if type(v) is Exact:   # most values
+        return str(v)
     if v is None:
         return "null"
     if v is True:
@@ -91,6 +100,11 @@ def _plain(s):
         if ch == '"' or ch == "\\" or not " " <= ch <= "~":
             return False
     return True
+
+
+if hasattr(str, "isascii"):   # CPython 3.7+: the same test in C (the loop above costs ~1 us)
+    def _plain(s):   # noqa: F811
+        return s.isascii() and s.isprintable() and '"' not in s and "\\" not in s
 
 
 def json_string(s):
