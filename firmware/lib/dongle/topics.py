@@ -9,8 +9,8 @@ Timestamps are epoch seconds: the meter's clock when it states one, else the rec
 in (`received`), else null. A naive meter time (no UTC offset) is taken as UTC.
 """
 from meterkit.clock import epoch_seconds
-from meterkit.harmonize import QUANTITY, harmonize
-from meterkit.reading import add_entry, json_string, json_value, value_fields
+from meterkit.harmonize import entries
+from meterkit.reading import _plain, add_entry, json_string, json_value, value_fields
 
 MAX_ID = 64
 
@@ -97,9 +97,9 @@ def harmonized(reading, base="smartmeter", received=None):
 def iter_harmonized(reading, base="smartmeter", received=None):
     root = "%s/%s/" % (base, device_id(reading))
     stamp = json_value(_timestamp(reading, received))
-    for name, value in harmonize(reading):
-        yield ("%s%s/%s" % (root, QUANTITY[name], name),
-               ('{"timestamp": %s, "value": %s}' % (stamp, value)).encode())
+    for entry in entries(reading):   # (position, name, value, channel, quantity, ...)
+        yield ("%s%s/%s" % (root, entry[4], entry[1]),
+               ('{"timestamp": %s, "value": %s}' % (stamp, entry[2])).encode())
 
 
 def raw_state(reading, base, received=None):
@@ -128,12 +128,29 @@ def iter_raw_values(reading, base, received=None):
     stamp = json_value(_timestamp(reading, received))
     used = []
     for obis, value in reading.values:
-        name = _datacollector_name(obis) if obis.startswith("1-") else None
-        if name is None or name in used:
-            name = obis.replace(":", "_").replace(".", "_")
+        named, plain = _RAW_NAMES.get(obis) or _raw_names(obis)
+        name = plain if named is None or named in used else named
         used.append(name)
-        yield (root + name, ('{%s, "timestamp": %s, "obis": %s}' % (
-            value_fields(value), stamp, json_string(obis))).encode())
+        if _plain(obis):   # (no quoted copy of the code made first)
+            payload = '{%s, "timestamp": %s, "obis": "%s"}' % (value_fields(value), stamp, obis)
+        else:
+            payload = '{%s, "timestamp": %s, "obis": %s}' % (value_fields(value), stamp,
+                                                             json_string(obis))
+        yield root + name, payload.encode()
+
+
+# OBIS code -> (that project's name or None, the code with '_' for ':' and '.'): a meter sends
+# the same few dozen codes in every telegram
+_RAW_NAMES = {}
+MAX_RAW_NAMES = 64
+
+
+def _raw_names(obis):
+    named = _datacollector_name(obis) if obis.startswith("1-") else None
+    if len(_RAW_NAMES) >= MAX_RAW_NAMES:   # bounded: noise can't grow it
+        _RAW_NAMES.clear()
+    names = _RAW_NAMES[obis] = (named, obis.replace(":", "_").replace(".", "_"))
+    return names
 
 
 def _datacollector_name(obis):

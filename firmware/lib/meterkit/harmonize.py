@@ -128,10 +128,10 @@ def harmonize(reading):
 
 
 def entries(reading):
-    """harmonize() as (position, name, Exact, M-Bus channel, '"name": value' or None): the
-    host memoizes each value's entry with its JSON, as decoders share repeating values."""
+    """harmonize() as (position, name, Exact, M-Bus channel, quantity, '"name": value' or None):
+    the host memoizes each value's entry with its JSON, as decoders share repeating values."""
     if not MEMO:
-        return _chosen(reading, [_entry(obis, value, False) for obis, value in reading.values])
+        return _chosen(reading, (_entry(obis, value, False) for obis, value in reading.values))
     memo = _SEEN
     found = list(map(memo.get, reading.values))   # (): no harmonized name; None: not seen yet
     if None in found:
@@ -154,38 +154,39 @@ def _chosen(reading, found):
     return [chosen[at] for at in sorted(chosen)]
 
 
-# The host's (MEMO): (obis, Value) -> entries()'s entry for it, or None.
+# The host's (MEMO): (obis, Value) -> entries()'s entry for it, or ().
 MEMO = sys.implementation.name != "micropython"
 _SEEN = {}
 MAX_SEEN = 512
+# obis -> (unit, _place(obis, unit)): a meter states the same codes in the same units each time.
+# Small on the device too, where it saves a dozen new objects per value (harmonize runs twice
+# per telegram there: history and the publisher).
+_PLACES = {}
+MAX_PLACES = 64
 
 
 def _entry(obis, value, rendered):
     """One value's harmonized entry (see entries), None when it has no harmonized name."""
     if not isinstance(value.value, Exact):
         return None   # text, timestamps and empty values have no harmonized name
-    if rendered:   # the host: each code and unit is placed once
-        key = (obis, value.unit)
-        place = _PLACES.get(key, _PLACES)
-        if place is _PLACES:
-            if len(_PLACES) >= MAX_SEEN:
-                _PLACES.clear()
-            place = _PLACES[key] = _place(obis, value.unit)
-    else:
-        place = _place(obis, value.unit)
+    unit = value.unit
+    known = _PLACES.get(obis)
+    if known is None or known[0] != unit:
+        if len(_PLACES) >= MAX_PLACES:   # bounded: noise can't grow it
+            _PLACES.clear()
+        known = _PLACES[obis] = (unit, _place(obis, unit))
+    place = known[1]
     if place is None:
         return None
-    at, name, power, channel = place
+    at, name, power, channel, quantity = place
     converted = value.value.scaled(power) if power else value.value
-    return at, name, converted, channel, '"%s": %s' % (name, converted) if rendered else None
-
-
-_PLACES = {}   # the host's: (obis, unit) -> _place()
+    return (at, name, converted, channel, quantity,
+            '"%s": %s' % (name, converted) if rendered else None)
 
 
 def _place(obis, unit):
-    """(position, name, power of ten to its unit, M-Bus channel) of a code stated in unit, or
-    None when it has no harmonized name."""
+    """(position, name, power of ten to its unit, M-Bus channel, quantity) of a code stated in
+    unit, or None when it has no harmonized name."""
     groups = _split(obis)
     if groups is None:
         return None
@@ -196,13 +197,13 @@ def _place(obis, unit):
         if at < 0:
             return None
         name = _ELECTRIC[at + len(key):_ELECTRIC.find("\n", at + 1)]
-        power = _power(_quantity(name), unit)
+        quantity = _quantity(name)
     elif a == 7 or (a == 0 and b >= 1 and c == 24 and (d, e) in ((2, 1), (2, 3), (3, 0))):
-        at, name = _GAS_AT, "gas"
-        power = _power("gas", unit)
+        at, name, quantity = _GAS_AT, "gas", "gas"
     else:
         return None
-    return None if power is None else (at, name, power, b)
+    power = _power(quantity, unit)
+    return None if power is None else (at, name, power, b, quantity)
 
 
 def _is_gas(reading, channel):

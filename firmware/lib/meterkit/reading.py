@@ -57,9 +57,11 @@ def value_fields(v):
     """'"value": 1.5, "unit": "kWh"': the fields every JSON form of a Value has, made once."""
     text = v.json
     if text is None:
-        unit = v.unit
-        unit = '"%s"' % unit if _plain(unit) else json_string(unit)
-        text = v.json = '"value": %s, "unit": %s' % (json_value(v.value), unit)
+        if _plain(v.unit):   # (no quoted copy of the unit made first)
+            text = '"value": %s, "unit": "%s"' % (json_value(v.value), v.unit)
+        else:
+            text = '"value": %s, "unit": %s' % (json_value(v.value), json_string(v.unit))
+        v.json = text
     return text
 
 

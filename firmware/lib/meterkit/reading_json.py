@@ -19,7 +19,7 @@ def reading_json(reading, harmonized=None):
            json_value(reading.timestamp), ', "authenticated": ', json_value(reading.authenticated),
            ', "values": {', ", ".join(_texts(reading.values)), '}, "harmonized": {']
     if harmonized is None:
-        out.append(", ".join([entry[4] or '"%s": %s' % (entry[1], entry[2])
+        out.append(", ".join([entry[5] or '"%s": %s' % (entry[1], entry[2])
                               for entry in entries(reading)]))
     else:
         out.append(", ".join([json_string(k) + ": " + json_value(v) for k, v in harmonized]))
