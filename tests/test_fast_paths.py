@@ -416,9 +416,26 @@ def iso_outcome(convert, text):
         return "error", str(error)
 
 
+def iso_from_numbers(text):
+    """How dsmr read a telegram time before it took the digits as text."""
+    from meterkit.clock import iso_datetime, valid_date
+    if not dsmr._is_timestamp(text):
+        raise ValueError("not a DSMR timestamp: '%s'" % text)
+    yy, mo, d, h, mi, s = [int(text[i:i + 2]) for i in range(0, 12, 2)]
+    year = 2000 + yy if yy < 70 else 1900 + yy
+    if not valid_date(year, mo, d, h, mi, s):
+        raise ValueError("impossible date: '%s'" % text)
+    suffix = text[12:]
+    return iso_datetime(year, mo, d, h, mi, s, 60 if suffix == "W" else 120 if suffix == "S" else None)
+
+
 @settings(max_examples=1000, deadline=None)
-@given(st.tuples(*[st.integers(0, 99)] * 6), st.sampled_from(["", "W", "S"]))
-def test_telegram_times_read_as_text_like_as_numbers(fields, suffix):
-    """iso_timestamp takes the telegram's digits as they are; read as numbers they say the same."""
+@given(st.tuples(*[st.integers(0, 99)] * 6), st.sampled_from(["", "W", "S", "X"]),
+       st.sampled_from(["", "\u0663", "\uff11", "\u00b2"]), st.integers(0, 11))
+def test_telegram_times_read_as_text_like_as_numbers(fields, suffix, digit, at):
+    """iso_timestamp takes the telegram's digits as they are; read as numbers they say the same
+    (other Unicode digits too, which CPython's isdigit() and int() accept)."""
     text = "%02d%02d%02d%02d%02d%02d" % fields + suffix
-    assert iso_outcome(dsmr.iso_timestamp, text) == iso_outcome(dsmr._iso_from_numbers, text)
+    if digit:
+        text = text[:at] + digit + text[at + 1:]
+    assert iso_outcome(dsmr.iso_timestamp, text) == iso_outcome(iso_from_numbers, text)

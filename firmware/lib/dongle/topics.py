@@ -10,7 +10,7 @@ in (`received`), else null. A naive meter time (no UTC offset) is taken as UTC.
 """
 from meterkit.clock import epoch_seconds
 from meterkit.harmonize import entries
-from meterkit.reading import _plain, add_entry, json_string, json_value, value_fields
+from meterkit.reading import add_entry, is_plain, json_string, json_value, value_fields
 
 MAX_ID = 64
 
@@ -131,7 +131,7 @@ def iter_raw_values(reading, base, received=None):
         named, plain = _RAW_NAMES.get(obis) or _raw_names(obis)
         name = plain if named is None or named in used else named
         used.append(name)
-        if _plain(obis):   # (no quoted copy of the code made first)
+        if is_plain(obis):   # (no quoted copy of the code made first)
             payload = '{%s, "timestamp": %s, "obis": "%s"}' % (value_fields(value), stamp, obis)
         else:
             payload = '{%s, "timestamp": %s, "obis": %s}' % (value_fields(value), stamp,

@@ -13,7 +13,6 @@ Timestamps YYMMDDhhmmssX: X = W (winter, +01:00) or S (summer, +02:00).
 """
 import sys
 
-from .clock import iso_datetime, valid_date
 from .errors import CrcError, FormatError
 from .exact import Exact
 from .link.p1 import check_crc, crc_fields
@@ -250,12 +249,13 @@ def iso_timestamp(text):
     """'161113205757W' -> '2016-11-13T20:57:57+01:00'; without W/S -> naive local time."""
     if not _is_timestamp(text):
         raise ValueError("not a DSMR timestamp: '%s'" % text)
-    if _isascii is not None and not _isascii(text):   # CPython's other digits: int() reads them
-        return _iso_from_numbers(text)
+    given = text
+    if _isascii is not None and not _isascii(text):   # CPython's other digits: as int() reads them
+        text = "".join(["%02d" % int(text[i:i + 2]) for i in range(0, 12, 2)]) + text[12:]
     # the telegram's digits are iso_datetime's: two-digit fields compare as their numbers do
     yy, mo, d, h, mi, s = text[:2], text[2:4], text[4:6], text[6:8], text[8:10], text[10:12]
     if not ("01" <= mo <= "12" and "01" <= d <= "31" and h < "24" and mi < "60" and s < "61"):
-        raise ValueError("impossible date: '%s'" % text)
+        raise ValueError("impossible date: '%s'" % given)
     suffix = text[12:]   # W: winter time, +01:00; S: summer time, +02:00
     # M-Bus "no time yet" is 700101010000W (epoch 0)
     return "%s%s-%s-%sT%s:%s:%s%s" % ("20" if yy < "70" else "19", yy, mo, d, h, mi, s,
@@ -263,12 +263,3 @@ def iso_timestamp(text):
 
 
 _isascii = getattr(str, "isascii", None)   # MicroPython's isdigit() is ASCII's
-
-
-def _iso_from_numbers(text):
-    yy, mo, d, h, mi, s = [int(text[i:i + 2]) for i in range(0, 12, 2)]
-    year = 2000 + yy if yy < 70 else 1900 + yy
-    if not valid_date(year, mo, d, h, mi, s):
-        raise ValueError("impossible date: '%s'" % text)
-    suffix = text[12:]
-    return iso_datetime(year, mo, d, h, mi, s, 60 if suffix == "W" else 120 if suffix == "S" else None)

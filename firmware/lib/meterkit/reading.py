@@ -57,7 +57,7 @@ def value_fields(v):
     """'"value": 1.5, "unit": "kWh"': the fields every JSON form of a Value has, made once."""
     text = v.json
     if text is None:
-        if _plain(v.unit):   # (no quoted copy of the unit made first)
+        if is_plain(v.unit):   # (no quoted copy of the unit made first)
             text = '"value": %s, "unit": "%s"' % (json_value(v.value), v.unit)
         else:
             text = '"value": %s, "unit": %s' % (json_value(v.value), json_string(v.unit))
@@ -82,7 +82,7 @@ def json_value(v):
 def add_entry(out, obis, value):
     """Append the pieces of '"obis": {"value": …, "unit": …[, "timestamp": …]}' to out, for the
     caller to join once: the contract's values and the raw state payload."""
-    if _plain(obis):   # (no quoted copy of the code made first)
+    if is_plain(obis):   # (no quoted copy of the code made first)
         out.append('"')
         out.append(obis)
         out.append('": {')
@@ -96,7 +96,7 @@ def add_entry(out, obis, value):
     out.append("}")
 
 
-def _plain(s):
+def is_plain(s):
     """True when s goes into JSON as it is: printable ASCII without '"' or '\\'."""
     for ch in s:
         if ch == '"' or ch == "\\" or not " " <= ch <= "~":
@@ -105,12 +105,12 @@ def _plain(s):
 
 
 if hasattr(str, "isascii"):   # CPython 3.7+: the same test in C (the loop above costs ~1 us)
-    def _plain(s):   # noqa: F811
+    def is_plain(s):   # noqa: F811
         return s.isascii() and s.isprintable() and '"' not in s and "\\" not in s
 
 
 def json_string(s):
-    if _plain(s):
+    if is_plain(s):
         return '"%s"' % s   # nothing to escape: most names, topics and values
     out = ['"']
     for ch in s:

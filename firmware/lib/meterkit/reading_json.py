@@ -6,7 +6,7 @@ print as the meter stated them. Apart from reading.py because the dongle publish
 payloads (dongle.topics) and never loads this.
 """
 from .harmonize import entries
-from .reading import add_entry, json_string, json_value
+from .reading import add_entry, is_plain, json_string, json_value, value_fields
 
 # (obis, Value) -> its '"obis": {…}' text: decoders share the pairs of repeating lines and
 # registers, so most values of a telegram were written before
@@ -36,11 +36,16 @@ def _texts(values):
     if None in texts:
         for at in range(len(texts)):
             if texts[at] is None:
-                pieces = []
-                add_entry(pieces, values[at][0], values[at][1])
+                obis, value = values[at]
+                if value.timestamp is None and is_plain(obis):   # most values
+                    text = '"%s": {%s}' % (obis, value_fields(value))
+                else:
+                    pieces = []
+                    add_entry(pieces, obis, value)
+                    text = "".join(pieces)
                 if len(_TEXTS) >= MAX_TEXTS:   # bounded: changing values can't grow it
                     _TEXTS.clear()
-                texts[at] = _TEXTS[values[at]] = "".join(pieces)
+                texts[at] = _TEXTS[values[at]] = text
     return texts
 
 
