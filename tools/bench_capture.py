@@ -5,8 +5,8 @@ telegrams, one a second) and of an L+G E450 (8 640 pushes, one every 10 s), JSON
 
 The captures come from the project's simulator (values change from frame to frame as on a real
 line), written to a temp file; the command runs as a user runs it, in its own process, its lines
-going to a file. --tree runs another checkout's firmware/lib and host (e.g. `git archive`d),
-which is how BEFORE was taken.
+going to a file; the fastest of three runs counts. --tree runs another checkout's firmware/lib
+and host (e.g. `git archive`d), which is how BEFORE was taken.
 """
 import argparse
 import os
@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "host"))
 # (label, simulator profile, seconds between frames)
 CAPTURES = (("DSMR5, 1 telegram/s", "dsmr5", 1), ("E450, 1 push/10 s", "e450", 10))
 GOAL_S = 10   # DSMR5, 24 hours
+RUNS = 3      # the fastest counts: the machine is shared, other work only ever slows a run
 # seconds for 24 hours, measured with --tree at the commit named, before issue 15's work
 BEFORE_COMMIT = "35cad84"
 BEFORE = {"DSMR5, 1 telegram/s": 14.90, "E450, 1 push/10 s": 1.47}
@@ -66,7 +67,8 @@ def main():
         for label, profile, interval in CAPTURES:
             capture = os.path.join(work, profile + ".bin")
             count = write_capture(capture, profile, interval, args.hours)
-            seconds, lines = decode_seconds(capture, args.tree)
+            runs = [decode_seconds(capture, args.tree) for _ in range(RUNS)]
+            seconds, lines = min(runs)
             if lines != count:
                 raise SystemExit("%s: %d frames but %d lines" % (label, count, lines))
             before = BEFORE.get(label) if args.hours == 24 else None
