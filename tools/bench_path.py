@@ -34,8 +34,8 @@ METERS = (("DSMR5 (P1)", "dsmr5", None, None, ("p1",)),
 
 # us and bytes per telegram measured with --tree at the commit named, before issue 15's work
 BEFORE_COMMIT = "35cad84"
-BEFORE = {"DSMR5 (P1)": (1497, 148902), "Smarty (0xDB + P1)": (1097, 91019),
-          "E450 (HDLC + GBT)": (1007, 79917), "E450 (HDLC + GBT + GCM)": (1042, 84302)}
+BEFORE = {"DSMR5 (P1)": (1543, 148902), "Smarty (0xDB + P1)": (1117, 91019),
+          "E450 (HDLC + GBT)": (1011, 79917), "E450 (HDLC + GBT + GCM)": (1086, 84302)}
 
 _PATH = """
 import gc, time
@@ -121,7 +121,7 @@ def main():
         print("  %-24s %9d %9s %12d %12s %6s %9d" % (
             meter[0], micros, old_us or "-", allocated, old_bytes or "-",
             "%.2fx" % (old_bytes / allocated) if old_bytes else "-", messages))
-    print("  goal: bytes allocated per DSMR5 telegram halved (ratio >= 2x)")
+    print("  ratio: bytes before / bytes now; goal: allocation per DSMR5 telegram halved (>= 2x)")
 
 
 if __name__ == "__main__":
