@@ -201,7 +201,8 @@ def recursive_only(monkeypatch):
 
 
 def test_fast_push_path_decodes_every_vector_like_the_recursive_one(vectors, monkeypatch):
-    dlms = [v for v in vectors if vector_bytes(v)[:1] in (b"\x7e", b"\x68", b"\xe6", b"\x0f", b"\xdb")]
+    dlms = [v for v in vectors
+            if vector_bytes(v)[:1] in (b"\x7e", b"\x68", b"\xe6", b"\x0f", b"\xdb")]
     used = []
     read = fastpush.read
     monkeypatch.setattr(fastpush, "read", lambda *args: used.append(read(*args)) or used[-1])
@@ -217,7 +218,8 @@ def test_fast_push_path_decodes_every_vector_like_the_recursive_one(vectors, mon
     assert fast == [decode(v) for v in dlms]
 
 
-OBIS = st.builds(lambda a, rest: bytes([a]) + rest, st.integers(0, 2), st.binary(min_size=5, max_size=5))
+OBIS = st.builds(lambda a, rest: bytes([a]) + rest, st.integers(0, 2),
+                 st.binary(min_size=5, max_size=5))
 INT_TAGS = [axdr.DOUBLE_LONG, axdr.DOUBLE_LONG_UNSIGNED, axdr.INTEGER, axdr.LONG, axdr.UNSIGNED,
             axdr.LONG_UNSIGNED, axdr.LONG64, axdr.ENUM]
 
@@ -230,8 +232,9 @@ def typed_int(tag):
 
 SIMPLE = st.one_of(
     st.sampled_from(INT_TAGS).flatmap(typed_int), st.none(), st.booleans(),
-    st.binary(max_size=14), OBIS, st.sampled_from(["KFM_001", "Kamstrup_V0001", "6841131BN243101040",
-                                                   "LGZ1030655933512", "AIDON_V0001", "\u00e9t\u00e9"]),
+    st.binary(max_size=14), OBIS,
+    st.sampled_from(["KFM_001", "Kamstrup_V0001", "6841131BN243101040", "LGZ1030655933512",
+                     "AIDON_V0001", "\u00e9t\u00e9"]),
     st.builds(cosem.datetime_bytes, st.integers(2000, 2040), st.integers(1, 12), st.integers(1, 28),
               st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
               st.sampled_from([None, 60, -120])),
@@ -239,7 +242,8 @@ SIMPLE = st.one_of(
 SCALER_UNIT = st.one_of(
     st.tuples(typed_int(axdr.INTEGER), typed_int(axdr.ENUM)),
     st.tuples(st.sampled_from([axdr.LONG, axdr.UNSIGNED]).flatmap(typed_int), typed_int(axdr.ENUM)),
-    st.tuples(typed_int(axdr.INTEGER), st.sampled_from([axdr.UNSIGNED, axdr.LONG]).flatmap(typed_int)))
+    st.tuples(typed_int(axdr.INTEGER),
+              st.sampled_from([axdr.UNSIGNED, axdr.LONG]).flatmap(typed_int)))
 ODD = st.one_of(st.lists(SIMPLE, max_size=3), st.lists(SIMPLE, max_size=3).map(tuple))
 ITEMS = st.one_of(
     st.tuples(OBIS, SIMPLE).map(lambda t: [t]),                         # structures
@@ -254,8 +258,9 @@ CAPTURED = st.tuples(st.sampled_from([3, 8, 40, 1]), OBIS, st.sampled_from([2, 2
 def push_bodies(draw):
     if draw(st.booleans()):   # a capture-object list, then what it names
         objects = draw(st.lists(CAPTURED, min_size=1, max_size=8))
-        capture = [(axdr_encode.Typed(axdr.LONG_UNSIGNED, c), code, axdr_encode.Typed(axdr.INTEGER, a),
-                    axdr_encode.Typed(axdr.LONG_UNSIGNED, 0)) for c, code, a in objects]
+        typed = axdr_encode.Typed
+        capture = [(typed(axdr.LONG_UNSIGNED, c), code, typed(axdr.INTEGER, a),
+                    typed(axdr.LONG_UNSIGNED, 0)) for c, code, a in objects]
         values = [draw(SCALER_UNIT if a == 3 else SIMPLE) for _, _, a in objects[1:]]
         values += draw(st.lists(st.one_of(SIMPLE, ODD), max_size=2 if draw(st.booleans()) else 0))
         body = [capture] + values
@@ -289,8 +294,8 @@ def recursive_outcome(raw, repeats):
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(push_bodies(), min_size=1, max_size=4), st.sampled_from([None, (2024, 3, 1, 2, 3, 4)]),
-       st.randoms(use_true_random=False))
+@given(st.lists(push_bodies(), min_size=1, max_size=4),
+       st.sampled_from([None, (2024, 3, 1, 2, 3, 4)]), st.randoms(use_true_random=False))
 def test_fast_push_path_reads_generated_bodies_like_the_recursive_one(bodies, when, rnd):
     """On what it takes, the fast path says what the recursive decoder says; bodies repeat (the
     capture list memo), get cut short and get a byte changed."""
@@ -426,7 +431,8 @@ def iso_from_numbers(text):
     if not valid_date(year, mo, d, h, mi, s):
         raise ValueError("impossible date: '%s'" % text)
     suffix = text[12:]
-    return iso_datetime(year, mo, d, h, mi, s, 60 if suffix == "W" else 120 if suffix == "S" else None)
+    offset = 60 if suffix == "W" else 120 if suffix == "S" else None
+    return iso_datetime(year, mo, d, h, mi, s, offset)
 
 
 @settings(max_examples=1000, deadline=None)

@@ -143,8 +143,8 @@ def pins(blocks, all_cases):
     pinned = {}
     for (name, frames, _, _), block in zip(all_cases, blocks):
         if name.startswith("simulated"):
-            pinned[name] = {"frames_sha256": digest("".join(frames)), "lines": block.count("\n") + 1,
-                            "output_sha256": digest(block)}
+            pinned[name] = {"frames_sha256": digest("".join(frames)),
+                            "lines": block.count("\n") + 1, "output_sha256": digest(block)}
         else:
             pinned[name] = block.split("\n")
     return pinned
@@ -155,7 +155,8 @@ def compare(got, want):
     gone = sorted(set(want) - set(got))
     assert not gone, "pinned cases no longer exist (regenerate the pins): %s" % gone
     for name in sorted(want):
-        if isinstance(want[name], dict) and got[name]["frames_sha256"] != want[name]["frames_sha256"]:
+        if isinstance(want[name], dict) and \
+                got[name]["frames_sha256"] != want[name]["frames_sha256"]:
             raise AssertionError("the simulator sends other frames for %r than when the output was "
                                  "pinned: regenerate the pins at a commit whose decoder you trust"
                                  % name)

@@ -258,8 +258,8 @@ def iso_timestamp(text):
         raise ValueError("impossible date: '%s'" % given)
     suffix = text[12:]   # W: winter time, +01:00; S: summer time, +02:00
     # M-Bus "no time yet" is 700101010000W (epoch 0)
-    return "%s%s-%s-%sT%s:%s:%s%s" % ("20" if yy < "70" else "19", yy, mo, d, h, mi, s,
-                                      "+01:00" if suffix == "W" else "+02:00" if suffix == "S" else "")
+    offset = "+01:00" if suffix == "W" else "+02:00" if suffix == "S" else ""
+    return "%s%s-%s-%sT%s:%s:%s%s" % ("20" if yy < "70" else "19", yy, mo, d, h, mi, s, offset)
 
 
 _isascii = getattr(str, "isascii", None)   # MicroPython's isdigit() is ASCII's

@@ -80,8 +80,8 @@ def json_value(v):
 
 
 def add_entry(out, obis, value):
-    """Append the pieces of '"obis": {"value": …, "unit": …[, "timestamp": …]}' to out, for the
-    caller to join once: the contract's values and the raw state payload."""
+    """Append the pieces of '"obis": {"value": …, "unit": …[, "timestamp": …]}' to out, for
+    the caller to join once: the contract's values and the raw state payload."""
     if is_plain(obis):   # (no quoted copy of the code made first)
         out.append('"')
         out.append(obis)

@@ -12,9 +12,7 @@ the same Reading (tests/test_fast_paths.py proves it on every vector and on gene
 from ..errors import FormatError
 from ..reading import Reading
 from . import cosem
-from .axdr import ARRAY, OCTET_STRING, STRUCTURE, _READERS, _leading, decode_length
-
-INTEGER, ENUM = 15, 22
+from .axdr import ARRAY, ENUM, INTEGER, OCTET_STRING, STRUCTURE, _READERS, _leading, decode_length
 
 
 def read(buf, pos, header_time, model, repeats):
