@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import run_micropython, vector_bytes
 from meterkit import dsmr, obis
-from meterkit.dlms import axdr, axdr_encode, cosem
+from meterkit.dlms import apdu, axdr, axdr_encode, cosem, fastpush
 from meterkit.errors import FormatError
 from meterkit.exact import Exact
 from meterkit.link.p1 import encode_telegram
@@ -39,6 +39,7 @@ def mutated(lines, rnd):
 def cold_json(telegram):
     """Decode with the per-code memo emptied first: every line read from scratch."""
     dsmr._CODES.clear()
+    dsmr._LINES.clear()
     return dsmr.decode_telegram(telegram, crc="ignore").to_json()
 
 
@@ -193,6 +194,132 @@ def test_octet_texts_stay_right_when_cached():
         assert cosem._plain_text(bytearray(raw)) == cold
 
 
+# ---- DLMS: the common push shapes read straight from the bytes (dlms/fastpush.py) -----------
+
+def recursive_only(monkeypatch):
+    monkeypatch.setattr(fastpush, "read", lambda *args: None)
+
+
+def test_fast_push_path_decodes_every_vector_like_the_recursive_one(vectors, monkeypatch):
+    dlms = [v for v in vectors
+            if vector_bytes(v)[:1] in (b"\x7e", b"\x68", b"\xe6", b"\x0f", b"\xdb")]
+    used = []
+    read = fastpush.read
+    monkeypatch.setattr(fastpush, "read", lambda *args: used.append(read(*args)) or used[-1])
+
+    def decode(vector):
+        key = bytes.fromhex(vector["key_hex"]) if vector["key_hex"] else None
+        ak = bytes.fromhex(vector["auth_key_hex"]) if vector["auth_key_hex"] else None
+        decoder = StreamDecoder(key, ak)
+        return [event_json(e) for e in decoder.feed(vector_bytes(vector)) + decoder.flush()]
+    fast = [decode(v) for v in dlms]
+    assert sum(1 for r in used if r is not None) >= 20   # the common shapes do take it
+    recursive_only(monkeypatch)
+    assert fast == [decode(v) for v in dlms]
+
+
+OBIS = st.builds(lambda a, rest: bytes([a]) + rest, st.integers(0, 2),
+                 st.binary(min_size=5, max_size=5))
+INT_TAGS = [axdr.DOUBLE_LONG, axdr.DOUBLE_LONG_UNSIGNED, axdr.INTEGER, axdr.LONG, axdr.UNSIGNED,
+            axdr.LONG_UNSIGNED, axdr.LONG64, axdr.ENUM]
+
+
+def typed_int(tag):
+    size, signed = axdr._INTEGERS[tag]
+    low = -(1 << (size * 8 - 1)) if signed else 0
+    return st.integers(low, low + (1 << (size * 8)) - 1).map(lambda n: axdr_encode.Typed(tag, n))
+
+
+SIMPLE = st.one_of(
+    st.sampled_from(INT_TAGS).flatmap(typed_int), st.none(), st.booleans(),
+    st.binary(max_size=14), OBIS,
+    st.sampled_from(["KFM_001", "Kamstrup_V0001", "6841131BN243101040", "LGZ1030655933512",
+                     "AIDON_V0001", "\u00e9t\u00e9"]),
+    st.builds(cosem.datetime_bytes, st.integers(2000, 2040), st.integers(1, 12), st.integers(1, 28),
+              st.integers(0, 23), st.integers(0, 59), st.integers(0, 59),
+              st.sampled_from([None, 60, -120])),
+    st.sampled_from([Exact(5, -1), Exact(-3, 0)]))
+SCALER_UNIT = st.one_of(
+    st.tuples(typed_int(axdr.INTEGER), typed_int(axdr.ENUM)),
+    st.tuples(st.sampled_from([axdr.LONG, axdr.UNSIGNED]).flatmap(typed_int), typed_int(axdr.ENUM)),
+    st.tuples(typed_int(axdr.INTEGER),
+              st.sampled_from([axdr.UNSIGNED, axdr.LONG]).flatmap(typed_int)))
+ODD = st.one_of(st.lists(SIMPLE, max_size=3), st.lists(SIMPLE, max_size=3).map(tuple))
+ITEMS = st.one_of(
+    st.tuples(OBIS, SIMPLE).map(lambda t: [t]),                         # structures
+    st.tuples(OBIS, SIMPLE, SCALER_UNIT).map(lambda t: [t]),
+    st.tuples(OBIS, st.one_of(SIMPLE, ODD), st.one_of(SIMPLE, ODD)).map(lambda t: [t]),
+    st.tuples(OBIS, SIMPLE).map(list), st.tuples(OBIS, SIMPLE, SCALER_UNIT).map(list),   # flat
+    SIMPLE.map(lambda v: [v]), ODD.map(lambda v: [v]))
+CAPTURED = st.tuples(st.sampled_from([3, 8, 40, 1]), OBIS, st.sampled_from([2, 2, 2, 3, 1]))
+
+
+@st.composite
+def push_bodies(draw):
+    if draw(st.booleans()):   # a capture-object list, then what it names
+        objects = draw(st.lists(CAPTURED, min_size=1, max_size=8))
+        typed = axdr_encode.Typed
+        capture = [(typed(axdr.LONG_UNSIGNED, c), code, typed(axdr.INTEGER, a),
+                    typed(axdr.LONG_UNSIGNED, 0)) for c, code, a in objects]
+        values = [draw(SCALER_UNIT if a == 3 else SIMPLE) for _, _, a in objects[1:]]
+        values += draw(st.lists(st.one_of(SIMPLE, ODD), max_size=2 if draw(st.booleans()) else 0))
+        body = [capture] + values
+    else:
+        body = [item for items in draw(st.lists(ITEMS, max_size=12)) for item in items]
+    return body if draw(st.booleans()) else tuple(body)
+
+
+def notification(body, when):
+    head = b"\x0f\x00\x00\x00\x01" + (b"\x0c" + cosem.datetime_bytes(*when) if when else b"\x00")
+    return head + axdr_encode.encode(body if isinstance(body, list) else tuple(body))
+
+
+def fast_outcome(raw, repeats):
+    try:
+        when, pos = apdu._notification_time(raw, 5)
+    except FormatError:
+        return None
+    read = fastpush.read(raw, pos, when, None, repeats)
+    return None if read is None else (read[0].to_json(), read[0].warnings, read[1])
+
+
+def recursive_outcome(raw, repeats):
+    try:
+        when, pos = apdu._notification_time(raw, 5)
+        body, end = axdr.decode(raw, pos, repeats)
+        reading = cosem.notification_reading(body, when)
+    except FormatError as error:
+        return error.message
+    return reading.to_json(), reading.warnings, end
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(push_bodies(), min_size=1, max_size=4),
+       st.sampled_from([None, (2024, 3, 1, 2, 3, 4)]), st.randoms(use_true_random=False))
+def test_fast_push_path_reads_generated_bodies_like_the_recursive_one(bodies, when, rnd):
+    """On what it takes, the fast path says what the recursive decoder says; bodies repeat (the
+    capture list memo), get cut short and get a byte changed."""
+    fast_memo, slow_memo = [], []
+    for body in bodies + bodies:
+        raw = notification(body, when)
+        for data in (raw, raw[:rnd.randrange(6, len(raw) + 1)],
+                     raw[:-1] + bytes([rnd.randrange(256)]), raw + b"\x00"):
+            fast = fast_outcome(data, fast_memo)
+            slow = recursive_outcome(data, slow_memo)
+            if fast is not None:
+                assert fast == slow
+
+
+def test_fast_push_path_takes_the_common_shapes():
+    """The shapes meters push go the fast way (the generated test above only proves equality)."""
+    code = b"\x01\x00\x01\x08\x00\xff"
+    for body in [((code, 5, (axdr_encode.Typed(axdr.INTEGER, -1),
+                             axdr_encode.Typed(axdr.ENUM, 30))),),
+                 (code, 5, code, 6), (b"x" * 12, code, 5, (axdr_encode.Typed(axdr.INTEGER, 0),
+                                                          axdr_encode.Typed(axdr.ENUM, 30)))]:
+        assert fast_outcome(notification(body, None), []) is not None, body
+
+
 # ---- HDLC: the viper framer and frame check answer like the plain Python ----------------------
 
 HDLC_COMPARE = """
@@ -285,3 +412,36 @@ def test_dlms_vectors_decode_alike_with_cold_and_warm_code_memo(vectors):
     for i in range(cosem.MAX_CODES * 2):
         cosem._code(bytes((1, 0, i % 200, 8, i // 200, 255)))
     assert len(cosem._CODES) <= cosem.MAX_CODES
+
+
+def iso_outcome(convert, text):
+    try:
+        return convert(text)
+    except ValueError as error:
+        return "error", str(error)
+
+
+def iso_from_numbers(text):
+    """How dsmr read a telegram time before it took the digits as text."""
+    from meterkit.clock import iso_datetime, valid_date
+    if not dsmr._is_timestamp(text):
+        raise ValueError("not a DSMR timestamp: '%s'" % text)
+    yy, mo, d, h, mi, s = [int(text[i:i + 2]) for i in range(0, 12, 2)]
+    year = 2000 + yy if yy < 70 else 1900 + yy
+    if not valid_date(year, mo, d, h, mi, s):
+        raise ValueError("impossible date: '%s'" % text)
+    suffix = text[12:]
+    offset = 60 if suffix == "W" else 120 if suffix == "S" else None
+    return iso_datetime(year, mo, d, h, mi, s, offset)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.tuples(*[st.integers(0, 99)] * 6), st.sampled_from(["", "W", "S", "X"]),
+       st.sampled_from(["", "\u0663", "\uff11", "\u00b2"]), st.integers(0, 11))
+def test_telegram_times_read_as_text_like_as_numbers(fields, suffix, digit, at):
+    """iso_timestamp takes the telegram's digits as they are; read as numbers they say the same
+    (other Unicode digits too, which CPython's isdigit() and int() accept)."""
+    text = "%02d%02d%02d%02d%02d%02d" % fields + suffix
+    if digit:
+        text = text[:at] + digit + text[at + 1:]
+    assert iso_outcome(dsmr.iso_timestamp, text) == iso_outcome(iso_from_numbers, text)

@@ -4,6 +4,7 @@ import json
 import sys
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from conftest import CORE, ROOT, run_micropython, vector_bytes
 
@@ -63,6 +64,58 @@ def test_the_spool_holds_ten_minutes_of_real_dsmr5_telegrams(vectors):
     mean = sum(sizes) // len(sizes)
     assert SPOOL_FILE_BYTES // (mean + HEADER) >= 600, mean
     assert max(sizes) < 4096 // 2   # far from the spool's item limit
+
+
+def former_obis(code):
+    """How record wrote an OBIS code before it read the text character by character."""
+    from meterkit.obis import obis_bytes, obis_text
+    try:
+        packed = obis_bytes(code)
+        if obis_text(packed) == code:
+            return b"\x80" + packed
+    except (ValueError, IndexError):
+        pass
+    out = bytearray(b"\x00")
+    record._text(out, code)
+    return bytes(out)
+
+
+OBIS_TEXTS = st.one_of(
+    st.text(alphabet="0123456789-:.", max_size=20),
+    st.builds("{}-{}:{}.{}.{}{}".format, *[st.integers(0, 300).map(str)] * 5,
+              st.sampled_from(["", ".255", ".0", ".7", ".256", ".01"])),
+    st.sampled_from(["01-0:1.8.0", "1-0:1.8.0 ", "1-0:1.8.\u0663", "1-0:1.8.0*255", "",
+                     "1-0:1.8", "1-0:1.8.0.1.2"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(OBIS_TEXTS)
+def test_record_writes_obis_codes_as_before(code):
+    out = bytearray()
+    record._obis(out, code)
+    assert bytes(out) == former_obis(code)
+
+
+def test_record_texts_are_the_same_bytes_on_micropython():
+    """MicroPython copies a text's UTF-8 straight into the record; CPython encodes it first."""
+    r = Reading(meter_id="x" * 126, timestamp="y" * 127)
+    r.source = "\u00e9" * 63 + "z"
+    for size in (0, 1, 125, 126, 127, 128, 200, 17000):
+        r.add("1-0:1.8.0", "v" * size, "\u20ac" * (size % 50), "\U0001f600" * (size % 7))
+        r.warnings.append("w\u00e9" * size)
+    data = record.encode(r, 3)
+    code = """
+from dongle import record
+from meterkit.reading import Reading
+r = Reading(meter_id="x" * 126, timestamp="y" * 127)
+r.source = "\u00e9" * 63 + "z"
+for size in (0, 1, 125, 126, 127, 128, 200, 17000):
+    r.add("1-0:1.8.0", "v" * size, "\u20ac" * (size % 50), "\U0001f600" * (size % 7))
+    r.warnings.append("w\u00e9" * size)
+print(record.encode(r, 3).hex())
+"""
+    assert run_micropython(code, heapsize="8m").strip() == data.hex()
+    assert record.decode(data)[0].warnings == r.warnings
 
 
 @pytest.mark.parametrize("damage", [lambda d: d[:-3], lambda d: b"\x09" + d[1:],

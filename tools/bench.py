@@ -1,14 +1,17 @@
 """`make bench`: speed and memory figures, printed as a table. Never asserted in tests.
 
 1. CPython, the same inputs through meterkit and through the reference decoders in one run:
-   DSMR 5 P1 telegrams/s vs dsmr_parser, L+G E450 HDLC pushes/s vs gurux-dlms (goal >= 20x). The
-   inputs are a simulated meter's successive frames, so values change as on a real line.
+   DSMR 5 P1 telegrams/s vs dsmr_parser, decoded and also written as the decode contract's JSON
+   line vs dsmr_parser's parse + Telegram.to_json(), L+G E450 HDLC pushes/s vs gurux-dlms (goal
+   >= 20x each). The inputs are a simulated meter's successive frames, so values change as on a
+   real line.
 2. MicroPython unix port: us per decrypt+decode of a Smarty frame and an encrypted E450 push with
    the viper GCM path vs the plain-Python path (goal >= 10x), heap allocated per telegram, and
    the smallest heap that still decodes the frame (code compiled to .mpy, as on the device).
 3. The line-rate headroom: decode time vs the time the UART needs to deliver the same frame.
-4. What the helper benches add (C module vs viper; runtime memory; a fleet into PostgreSQL,
-   bench_fleet.py) when they are present.
+4. What the helper benches add when they are present: C module vs viper, `meterkit decode` on a
+   day's capture, the dongle's path per reading (us and bytes, before and after issue 15), the
+   heap the app holds, the runtime's memory.
 """
 import json
 import os
@@ -70,7 +73,7 @@ def simulated(profile, count=120):
 # 1. CPython vs the reference decoders --------------------------------------------------------
 
 def cpython_rows():
-    from meterkit.stream import StreamDecoder
+    from meterkit.stream import StreamDecoder, event_json
     from dsmr_parser import telegram_specifications
     from dsmr_parser.parsers import TelegramParser
     rows = []
@@ -80,6 +83,10 @@ def cpython_rows():
     parser, texts = TelegramParser(telegram_specifications.V5), cycling([t.decode() for t in telegrams])
     theirs = per_second(lambda: parser.parse(texts()))
     rows.append(("DSMR5 P1 telegrams (changing values), per s", ours, "dsmr_parser", theirs, 20))
+    decoder, nxt = StreamDecoder(), cycling(telegrams)
+    ours = per_second(lambda: [event_json(e) for e in decoder.feed(nxt())])
+    theirs = per_second(lambda: parser.parse(texts()).to_json())
+    rows.append(("  + the JSON line (event_json; to_json), per s", ours, "dsmr_parser", theirs, 20))
 
     pushes = simulated("e450")
     decoder, nxt = StreamDecoder(), cycling(pushes)
@@ -224,7 +231,8 @@ def main():
     print("  decodes the frame. UART time: how long the line needs to deliver that frame; decode")
     print("  time well below it is the line-rate headroom (unix port on a PC; an ESP32 is slower).")
 
-    for extra in ("bench_c", "bench_size", "bench_runtime", "bench_smgw", "bench_fleet"):
+    for extra in ("bench_c", "bench_capture", "bench_path", "bench_size", "bench_runtime",
+                  "bench_smgw", "bench_fleet"):
         if (HERE / (extra + ".py")).exists():
             print("\n-- %s --" % extra)
             flags = ["--smallest"] if extra == "bench_runtime" else []

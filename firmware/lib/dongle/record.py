@@ -12,7 +12,7 @@ A value is: obis | kind 1 | payload | unit | timestamp. OBIS codes that fit 'A-B
 """
 from meterkit.errors import FormatError
 from meterkit.exact import Exact
-from meterkit.obis import obis_bytes, obis_text
+from meterkit.obis import obis_text
 from meterkit.reading import Reading
 
 VERSION = 1
@@ -39,20 +39,53 @@ def _text(out, s):
     if s is None:
         out.append(0)
         return
+    if _STR_EXTENDS:   # MicroPython: the text's UTF-8 goes straight in, no copy made first
+        at = len(out)
+        out.append(0)
+        out.extend(s)
+        if len(out) - at < 0x80:   # length + 1 fits the one byte reserved for it
+            out[at] = len(out) - at
+            return
+        out[at:] = b""
     data = s.encode()
     _varint(out, len(data) + 1)
     out.extend(data)
 
 
+try:
+    bytearray().extend("?")
+    _STR_EXTENDS = True
+except TypeError:   # CPython
+    _STR_EXTENDS = False
+
+_SEPARATORS = "-:..."   # after the groups A, B, C, D, E of 'A-B:C.D.E.F'
+
+
 def _obis(out, code):
-    try:
-        packed = obis_bytes(code)
-        if obis_text(packed) == code:
-            out.append(_BINARY_OBIS)
-            out.extend(packed)
+    """6 bytes when code is what obis_text writes ('A-B:C.D.E', '.F' unless F is 255), else the
+    text. Read character by character into out: parsing it made a dozen objects per value."""
+    at = len(out)
+    out.append(_BINARY_OBIS)
+    group, done = -1, 0   # the group being read (-1: no digit yet), groups written
+    for ch in code:
+        if "0" <= ch <= "9":
+            if group == 0:   # a leading zero: not how obis_text writes it
+                break
+            group = (0 if group < 0 else group * 10) + ord(ch) - 48
+            if group > 255:
+                break
+        elif group >= 0 and done < 5 and ch == _SEPARATORS[done]:
+            out.append(group)
+            group, done = -1, done + 1
+        else:
+            break
+    else:
+        if group >= 0 and (done == 4 or done == 5 and group != 255):
+            out.append(group)
+            if done == 4:
+                out.append(255)
             return
-    except (ValueError, IndexError):
-        pass
+    out[at:] = b""
     out.append(0)
     _text(out, code)
 
@@ -60,12 +93,13 @@ def _obis(out, code):
 # encode() writes here: the buffer keeps its capacity, so a record costs the heap one allocation
 # (the result) instead of a growing buffer's many
 _scratch = bytearray()
+_HEAD = bytes((VERSION,))
 
 
 def encode(reading, received=0):
     """Reading (+ the dongle's clock when it arrived, epoch s) -> bytes."""
     out = _scratch
-    out[:] = bytes((VERSION,))
+    out[:] = _HEAD
     _varint(out, received)
     out.append(_AUTH.get(reading.authenticated, 0))
     _text(out, reading.meter_id)

@@ -9,8 +9,8 @@ Timestamps are epoch seconds: the meter's clock when it states one, else the rec
 in (`received`), else null. A naive meter time (no UTC offset) is taken as UTC.
 """
 from meterkit.clock import epoch_seconds
-from meterkit.harmonize import QUANTITY, harmonize
-from meterkit.reading import json_string, json_value
+from meterkit.harmonize import entries
+from meterkit.reading import add_entry, is_plain, json_string, json_value, value_fields
 
 MAX_ID = 64
 
@@ -97,23 +97,23 @@ def harmonized(reading, base="smartmeter", received=None):
 def iter_harmonized(reading, base="smartmeter", received=None):
     root = "%s/%s/" % (base, device_id(reading))
     stamp = json_value(_timestamp(reading, received))
-    for name, value in harmonize(reading):
-        yield ("%s%s/%s" % (root, QUANTITY[name], name),
-               ('{"timestamp": %s, "value": %s}' % (stamp, value)).encode())
+    for entry in entries(reading):   # (position, name, value, channel, quantity, ...)
+        yield ("%s%s/%s" % (root, entry[4], entry[1]),
+               ('{"timestamp": %s, "value": %s}' % (stamp, entry[2])).encode())
 
 
 def raw_state(reading, base, received=None):
     """(topic, payload): <base>/<id>/state with every value the meter sent, in frame order;
     "meter_id" is the meter's name (meter_name), the values keep its id as sent."""
-    values = []
+    out = ['{"timestamp": ', json_value(_timestamp(reading, received)), ', "meter_id": ',
+           json_value(meter_name(reading)), ', "values": {']
     for obis, value in reading.values:
-        stamp = "" if value.timestamp is None else ', "timestamp": ' + json_string(value.timestamp)
-        values.append('%s: {"value": %s, "unit": %s%s}' % (
-            json_string(obis), json_value(value.value), json_string(value.unit), stamp))
-    payload = '{"timestamp": %s, "meter_id": %s, "values": {%s}}' % (
-        json_value(_timestamp(reading, received)), json_value(meter_name(reading)),
-        ", ".join(values))
-    return "%s/%s/state" % (base, device_id(reading)), payload.encode()
+        add_entry(out, obis, value)
+        out.append(", ")
+    if reading.values:
+        out.pop()
+    out.append("}}")
+    return "%s/%s/state" % (base, device_id(reading)), "".join(out).encode()
 
 
 def raw_values(reading, base, received=None):
@@ -128,17 +128,42 @@ def iter_raw_values(reading, base, received=None):
     stamp = json_value(_timestamp(reading, received))
     used = []
     for obis, value in reading.values:
-        name = None
-        if obis.startswith("1-"):   # electricity, written as decoders write it (no leading 0s)
-            at = _DATACOLLECTOR.find(" %s=" % obis[obis.find(":") + 1:])
-            if at >= 0:
-                at = _DATACOLLECTOR.index("=", at) + 1
-                name = _DATACOLLECTOR[at:_DATACOLLECTOR.index(" ", at)]
-        if name is None or name in used:
-            name = obis.replace(":", "_").replace(".", "_")
+        named, plain = _RAW_NAMES.get(obis) or _raw_names(obis)
+        name = plain if named is None or named in used else named
         used.append(name)
-        yield (root + name, ('{"value": %s, "unit": %s, "timestamp": %s, "obis": %s}' % (
-            json_value(value.value), json_string(value.unit), stamp, json_string(obis))).encode())
+        if is_plain(obis):   # (no quoted copy of the code made first)
+            payload = '{%s, "timestamp": %s, "obis": "%s"}' % (value_fields(value), stamp, obis)
+        else:
+            payload = '{%s, "timestamp": %s, "obis": %s}' % (value_fields(value), stamp,
+                                                             json_string(obis))
+        yield root + name, payload.encode()
+
+
+# OBIS code -> (that project's name or None, the code with '_' for ':' and '.'): a meter sends
+# the same few dozen codes in every telegram
+_RAW_NAMES = {}
+MAX_RAW_NAMES = 64
+
+
+def _raw_names(obis):
+    named = _datacollector_name(obis) if obis.startswith("1-") else None
+    if len(_RAW_NAMES) >= MAX_RAW_NAMES:   # bounded: noise can't grow it
+        _RAW_NAMES.clear()
+    names = _RAW_NAMES[obis] = (named, obis.replace(":", "_").replace(".", "_"))
+    return names
+
+
+def _datacollector_name(obis):
+    """That project's name for an electricity code, written as decoders write it (no leading
+    0s), by its C.D.E groups; None when it has none. (Looked up without a key made first.)"""
+    cde = obis[obis.find(":") + 1:]
+    at = _DATACOLLECTOR.find(cde) if cde else -1
+    while at > 0:
+        end = at + len(cde)
+        if _DATACOLLECTOR[at - 1] == " " and _DATACOLLECTOR[end] == "=":
+            return _DATACOLLECTOR[end + 1:_DATACOLLECTOR.index(" ", end)]
+        at = _DATACOLLECTOR.find(cde, at + 1)
+    return None
 
 
 def availability(base, id):

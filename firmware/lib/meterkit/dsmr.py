@@ -13,7 +13,6 @@ Timestamps YYMMDDhhmmssX: X = W (winter, +01:00) or S (summer, +02:00).
 """
 import sys
 
-from .clock import iso_datetime, valid_date
 from .errors import CrcError, FormatError
 from .exact import Exact
 from .link.p1 import check_crc, crc_fields
@@ -70,7 +69,9 @@ def decode_telegram(frame, crc="enforce"):
         text = data[:end].decode()
     except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
         text = "".join(chr(byte) for byte in data[:end])
-    _parse_lines(text.split("\n"), reading)
+    lines = text.split("\n")
+    if not (MEMO_LINES and _memoized_lines(lines, reading)):
+        _parse_lines(lines, reading)
     if not reading.values:
         raise FormatError("P1 telegram has no readable data lines")
     for obis in METER_IDS:   # the best identifier the telegram states as text
@@ -102,68 +103,95 @@ def _parse_lines(lines, reading):
         _add_line(reading, number, pending)
 
 
+def _memoized_lines(lines, reading):
+    """_parse_lines for the host: every line is looked up whole in _LINES first (in one go),
+    and only the lines not found there are read. False, the reading untouched, when a line
+    continues another (DSMR 2.2/3 gas profiles): _parse_lines reads those."""
+    memo, warned = _LINES, len(reading.warnings)
+    said = list(map(memo.get, lines))   # (obis, Value) of a line seen before, () blank, None new
+    said[0] = ()                        # the header line
+    said.append(None)                   # where the search for new lines ends
+    at, end = said.index(None), len(lines)
+    while at < end:
+        raw = lines[at]
+        line = raw.strip()
+        if line and line[0] == "(":
+            del reading.warnings[warned:]
+            reading.timestamp = None
+            return False
+        pair = _said(reading, at + 1, line) if line else ()
+        said[at] = pair or ()
+        if pair is not None and (not pair or pair[0] != CLOCK):   # (the clock line sets more)
+            if len(memo) >= MAX_LINES:   # bounded: changing values can't grow it
+                memo.clear()
+            memo[raw] = pair
+        at = said.index(None, at + 1)
+    reading.values = list(filter(None, said))
+    return True
+
+
 def _add_line(reading, number, line):
     """One data line -> (obis, Value) in reading.values, or a warning saying why it was skipped."""
+    pair = _said(reading, number, line)
+    if pair is not None:
+        reading.values.append(pair)
+
+
+def _said(reading, number, line):
+    """One data line -> its (obis, Value), or None and a warning saying why it was skipped."""
     paren = line.find("(")
-    code = _CODES.get(line[:paren]) if paren > 0 else None
-    if code is None or code[2] != line:   # most lines repeat from the last telegram
-        try:
-            code = _read_line(line, paren)
-        except (ValueError, IndexError, KeyError) as error:
-            # our own ValueError texts; never a built-in's (CPython and MicroPython word those apart)
-            why = "malformed line"
-            if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str):
-                why = error.args[0]
-            reading.warnings.append("line %d skipped (%s): %s" % (number, why, line[:60]))
-            return
-    obis, _, _, (value, unit, timestamp) = code
-    reading.values.append((obis, Value(value, unit, timestamp)))
+    try:
+        if paren <= 0:
+            raise ValueError("no OBIS code followed by '('")
+        obis, kind = _CODES.get(line[:paren]) or _code(line[:paren])
+        if line.find(")", paren) == len(line) - 1:   # a single value group: most lines
+            value, unit = _scalar(kind, line[paren + 1:-1])
+            timestamp = None
+        else:
+            value, unit, timestamp = _interpret(kind, line, paren)
+    except (ValueError, IndexError, KeyError) as error:
+        # our own ValueError texts; never a built-in's (CPython and MicroPython word those apart)
+        why = "malformed line"
+        if isinstance(error, ValueError) and error.args and isinstance(error.args[0], str):
+            why = error.args[0]
+        reading.warnings.append("line %d skipped (%s): %s" % (number, why, line[:60]))
+        return None
     if obis == CLOCK:
         reading.timestamp = value
+    return obis, Value(value, unit, timestamp)
 
 
-# OBIS text as written -> (canonical text, kind, the last line that carried it, what that line
-# said): a meter repeats the same ~40 codes, and values are immutable, so an unchanged line's
-# values are shared, not parsed again. kind: how a value group without a unit reads.
-# On MicroPython only the code is kept (line and values None): the dongle reads one telegram a
-# second and would pay ~6 KB of heap for the lines, replaced as they change and leaving holes.
+# OBIS text as written -> (canonical text, kind): a meter repeats the same ~40 codes. kind: how
+# a value group without a unit reads.
 _CODES = {}
 MAX_CODES = 128
+# The host's (MEMO_LINES): each line as it came, '\r' and all -> the (obis, Value) it said. Most
+# lines repeat unchanged from telegram to telegram, and values are never changed, so such a line
+# is one look-up and its Value is shared. The dongle reads one telegram a second and would pay
+# ~6 KB of heap for the lines, replaced as they change and leaving holes.
+_LINES = {}
+MAX_LINES = 256
 MEMO_LINES = sys.implementation.name != "micropython"
 
 
-def _read_line(line, paren):
-    """'0-1:24.2.1(161129200000W)(00981.443*m3)' -> its _CODES entry, saying (Exact, 'm3', iso)."""
-    if paren <= 0:
-        raise ValueError("no OBIS code followed by '('")
-    text = line[:paren]
-    known = _CODES.get(text)
-    if known is None:
-        # '1-0:1.8.0' or EasyMeter's '1-0:1.8.0*255' -> 6 bytes
-        base, star, group_f = text.strip().partition("*")
-        code = obis_bytes(base)
-        if star:
-            f = int(group_f) if group_f.isdigit() else -1
-            if not 0 <= f <= 255:
-                raise ValueError("bad OBIS code: '%s'" % text)
-            code = code[:5] + bytes((f,))
-        kind = _NUMBER
-        if code[:5] == _CLOCK_CODE:
-            kind = _TIME
-        elif " %d.%d " % (code[2], code[3]) in _TEXT_CODES:
-            kind = _TEXT
-        known = (obis_text(code), kind)
-    obis, kind = known[0], known[1]
-    if line.find(")", paren) == len(line) - 1:   # a single value group: most lines
-        value, unit = _scalar(kind, line[paren + 1:-1])
-        said = value, unit, None
-    else:
-        said = _interpret(kind, line, paren)
-    if MEMO_LINES or text not in _CODES:
-        if len(_CODES) >= MAX_CODES and text not in _CODES:   # bounded: a noisy line can't grow it
-            _CODES.clear()
-        _CODES[text] = (obis, kind, line, said) if MEMO_LINES else (obis, kind, None, None)
-    return obis, kind, line, said
+def _code(text):
+    """'1-0:1.8.0' (or EasyMeter's '1-0:1.8.0*255') -> its _CODES entry, made once."""
+    base, star, group_f = text.strip().partition("*")
+    code = obis_bytes(base)
+    if star:
+        f = int(group_f) if group_f.isdigit() else -1
+        if not 0 <= f <= 255:
+            raise ValueError("bad OBIS code: '%s'" % text)
+        code = code[:5] + bytes((f,))
+    kind = _NUMBER
+    if code[:5] == _CLOCK_CODE:
+        kind = _TIME
+    elif " %d.%d " % (code[2], code[3]) in _TEXT_CODES:
+        kind = _TEXT
+    if len(_CODES) >= MAX_CODES:   # bounded: a noisy line can't grow it
+        _CODES.clear()
+    known = _CODES[text] = (obis_text(code), kind)
+    return known
 
 
 def _interpret(kind, line, i):
@@ -198,11 +226,12 @@ def _scalar(kind, text):
     text = text.strip()
     if not text:
         return None, ""
+    if kind != _TIME:
+        star = text.rfind("*")   # (a timestamp has none)
+        if star >= 0:
+            return Exact.parse(text[:star]), text[star + 1:]
     if kind == _TIME or (text[-1] in "WS" and _is_timestamp(text)):
         return iso_timestamp(text), ""
-    number, star, unit = text.rpartition("*")
-    if star:
-        return Exact.parse(number), unit
     if kind == _TEXT:
         return text, ""
     try:
@@ -220,9 +249,17 @@ def iso_timestamp(text):
     """'161113205757W' -> '2016-11-13T20:57:57+01:00'; without W/S -> naive local time."""
     if not _is_timestamp(text):
         raise ValueError("not a DSMR timestamp: '%s'" % text)
-    yy, mo, d, h, mi, s = [int(text[i:i + 2]) for i in range(0, 12, 2)]
-    year = 2000 + yy if yy < 70 else 1900 + yy   # M-Bus "no time yet" is 700101010000W (epoch 0)
-    if not valid_date(year, mo, d, h, mi, s):
-        raise ValueError("impossible date: '%s'" % text)
+    given = text
+    if _isascii is not None and not _isascii(text):   # CPython's other digits: as int() reads them
+        text = "".join(["%02d" % int(text[i:i + 2]) for i in range(0, 12, 2)]) + text[12:]
+    # the telegram's digits are iso_datetime's: two-digit fields compare as their numbers do
+    yy, mo, d, h, mi, s = text[:2], text[2:4], text[4:6], text[6:8], text[8:10], text[10:12]
+    if not ("01" <= mo <= "12" and "01" <= d <= "31" and h < "24" and mi < "60" and s < "61"):
+        raise ValueError("impossible date: '%s'" % given)
     suffix = text[12:]   # W: winter time, +01:00; S: summer time, +02:00
-    return iso_datetime(year, mo, d, h, mi, s, 60 if suffix == "W" else 120 if suffix == "S" else None)
+    # M-Bus "no time yet" is 700101010000W (epoch 0)
+    offset = "+01:00" if suffix == "W" else "+02:00" if suffix == "S" else ""
+    return "%s%s-%s-%sT%s:%s:%s%s" % ("20" if yy < "70" else "19", yy, mo, d, h, mi, s, offset)
+
+
+_isascii = getattr(str, "isascii", None)   # MicroPython's isdigit() is ASCII's

@@ -15,9 +15,14 @@ class Exact:
     @staticmethod
     def parse(text):
         """'-0012.340' -> Exact(-12340, -3); keeps the meter's own precision."""
-        whole, dot, frac = text.partition(".")
-        if whole.isdigit() and (frac.isdigit() or not dot):   # most meter values: '000123.456'
-            return Exact(int(whole + frac), -len(frac))
+        dot = text.find(".")   # most meter values: '000123.456' (one new string, not four)
+        if dot < 0:
+            if text.isdigit():
+                return Exact(int(text), 0)
+        elif dot:
+            digits = text.replace(".", "")
+            if len(digits) == len(text) - 1 and len(digits) > dot and digits.isdigit():
+                return Exact(int(digits), dot - len(digits))
         text = text.strip()
         sign = 1
         if text[:1] in ("-", "+"):
@@ -42,15 +47,16 @@ class Exact:
         return hash(_normal(self))
 
     def __str__(self):
+        # one formatting, one new string: slicing the digits made six (the device's heap)
         m, e = self.mantissa, self.exponent
         if e >= 0:
             return str(m * 10 ** e)
-        sign = "-" if m < 0 else ""
-        digits = str(abs(m))
-        places = -e
-        if len(digits) <= places:
-            digits = "0" * (places - len(digits) + 1) + digits
-        return sign + digits[:-places] + "." + digits[-places:]
+        sign = ""
+        if m < 0:
+            sign, m = "-", -m
+        scale = 10 ** -e
+        whole = m // scale
+        return "%s%d.%0*d" % (sign, whole, -e, m - whole * scale)
 
     def __repr__(self):
         return "Exact(%s)" % self

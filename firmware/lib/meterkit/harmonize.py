@@ -7,6 +7,8 @@ Kamstrup/L+G `1-1:` codes map like `1-0:`.
 The tables are strings read on use: a string costs a tenth of the heap of a table of tuples on the
 device, and harmonize() runs once per telegram.
 """
+import sys
+
 from .exact import Exact
 
 # (C, D, E) of electricity OBIS codes and the harmonized name, in output order. A name's quantity
@@ -109,43 +111,99 @@ def _split(obis):
         return None
 
 
-def _convert(value, quantity):
-    """value (an Exact) in the harmonized unit of quantity, or None for a unit we do not know."""
-    key = "\n%s %s " % (quantity, value.unit)
+def _power(quantity, unit):
+    """The power of ten from unit to the harmonized unit of quantity; None for a unit we do not
+    know. Some M-Bus gas channels state no unit: m3 is the only one in use."""
+    key = "\n%s %s " % (quantity, unit)
     at = _TO_BASE.find(key)
-    if at < 0 or " " in value.unit or "\n" in value.unit:   # (such a unit would match across lines)
-        if quantity == "gas" and not value.unit:
-            return value.value   # some M-Bus gas channels state no unit; m3 is the only one in use
-        return None
+    if at < 0 or " " in unit or "\n" in unit:   # (such a unit would match across lines)
+        return 0 if quantity == "gas" and not unit else None
     at += len(key)
-    power = int(_TO_BASE[at:_TO_BASE.find("\n", at)])
-    return value.value.scaled(power) if power else value.value
+    return int(_TO_BASE[at:_TO_BASE.find("\n", at)])
 
 
 def harmonize(reading):
     """Reading -> list of (name, Exact) in a fixed order; names the meter does not provide are left out."""
-    found = {}   # position of the name in _ELECTRIC (gas: _GAS_AT) -> (name, Exact)
-    for obis, value in reading.values:
-        if not isinstance(value.value, Exact):
-            continue   # text, timestamps and empty values have no harmonized name
-        groups = _split(obis)
-        if groups is None:
-            continue
-        a, b, c, d, e = groups
-        if a == 1:
-            key = "\n%d.%d.%d " % (c, d, e)
-            at = _ELECTRIC.find(key)
-            if at >= 0 and at not in found:
-                name = _ELECTRIC[at + len(key):_ELECTRIC.find("\n", at + 1)]
-                converted = _convert(value, _quantity(name))
-                if converted is not None:
-                    found[at] = (name, converted)
-        elif a == 7 or (a == 0 and b >= 1 and c == 24 and (d, e) in ((2, 1), (2, 3), (3, 0))):
-            if _GAS_AT not in found and _is_gas(reading, b):
-                converted = _convert(value, "gas")
-                if converted is not None:
-                    found[_GAS_AT] = ("gas", converted)
-    return [found[at] for at in sorted(found)]
+    return [(entry[1], entry[2]) for entry in entries(reading)]
+
+
+def entries(reading):
+    """harmonize() as (position, name, Exact, M-Bus channel, quantity, '"name": value' or None):
+    the host memoizes each value's entry with its JSON, as decoders share repeating values."""
+    if not MEMO:
+        return _chosen(reading, (_entry(obis, value, False) for obis, value in reading.values))
+    memo = _SEEN
+    found = list(map(memo.get, reading.values))   # (): no harmonized name; None: not seen yet
+    if None in found:
+        values = reading.values
+        for at in range(len(found)):
+            if found[at] is None:
+                if len(memo) >= MAX_SEEN:   # bounded: changing values can't grow it
+                    memo.clear()
+                pair = values[at]
+                found[at] = memo[pair] = _entry(pair[0], pair[1], True) or ()
+    return _chosen(reading, found)
+
+
+def _chosen(reading, found):
+    """The entries that count, in output order: a name's first value; gas from a gas channel."""
+    chosen = {}   # position of the name in _ELECTRIC (gas: _GAS_AT) -> entry
+    for entry in found:
+        if entry and entry[0] not in chosen and (entry[0] != _GAS_AT or _is_gas(reading, entry[3])):
+            chosen[entry[0]] = entry
+    return [chosen[at] for at in sorted(chosen)]
+
+
+# The host's (MEMO): (obis, Value) -> entries()'s entry for it, or ().
+MEMO = sys.implementation.name != "micropython"
+_SEEN = {}
+MAX_SEEN = 512
+# obis -> (unit, _place(obis, unit)): a meter states the same codes in the same units each time.
+# Small on the device too, where it saves a dozen new objects per value (harmonize runs twice
+# per telegram there: history and the publisher).
+_PLACES = {}
+MAX_PLACES = 64
+
+
+def _entry(obis, value, rendered):
+    """One value's harmonized entry (see entries), None when it has no harmonized name."""
+    if not isinstance(value.value, Exact):
+        return None   # text, timestamps and empty values have no harmonized name
+    unit = value.unit
+    known = _PLACES.get(obis)
+    if known is None or known[0] != unit:
+        if len(_PLACES) >= MAX_PLACES:   # bounded: noise can't grow it
+            _PLACES.clear()
+        known = _PLACES[obis] = (unit, _place(obis, unit))
+    place = known[1]
+    if place is None:
+        return None
+    at, name, power, channel, quantity = place
+    converted = value.value.scaled(power) if power else value.value
+    return (at, name, converted, channel, quantity,
+            '"%s": %s' % (name, converted) if rendered else None)
+
+
+def _place(obis, unit):
+    """(position, name, power of ten to its unit, M-Bus channel, quantity) of a code stated in
+    unit, or None when it has no harmonized name."""
+    groups = _split(obis)
+    if groups is None:
+        return None
+    a, b, c, d, e = groups
+    if a == 1:
+        key = "\n%d.%d.%d " % (c, d, e)
+        at = _ELECTRIC.find(key)
+        if at < 0:
+            return None
+        name = _ELECTRIC[at + len(key):_ELECTRIC.find("\n", at + 1)]
+        quantity = _quantity(name)
+    elif a == 7 or (a == 0 and b >= 1 and c == 24 and (d, e) in ((2, 1), (2, 3), (3, 0))):
+        at, name, quantity = _GAS_AT, "gas", "gas"
+    else:
+        return None
+    power = _power(quantity, unit)
+    return None if power is None else (at, name, power, b, quantity)
 
 
 def _is_gas(reading, channel):

@@ -8,12 +8,15 @@ from .exact import Exact
 
 
 class Value:
-    __slots__ = ("value", "unit", "timestamp")
+    """What a meter said for one OBIS code. Never changed once made: decoders share a Value
+    between the readings of lines and registers that repeat, and it renders its JSON once."""
+    __slots__ = ("value", "unit", "timestamp", "json")
 
     def __init__(self, value, unit="", timestamp=None):
         self.value = value          # Exact, str, or None (an empty COSEM value)
         self.unit = unit
         self.timestamp = timestamp  # M-Bus channel objects carry their own
+        self.json = None            # value_fields(), once made
 
     def __repr__(self):
         return "Value(%r, %r)" % (self.value, self.unit)
@@ -41,11 +44,30 @@ class Reading:
 
     def to_json(self, harmonized=None):
         """The decode contract's line (written in reading_json, which the dongle never loads)."""
-        from .reading_json import reading_json
-        return reading_json(self, harmonized)
+        global _reading_json
+        if _reading_json is None:   # (an import statement per line costs the host ~1 us)
+            from .reading_json import reading_json as _reading_json
+        return _reading_json(self, harmonized)
+
+
+_reading_json = None
+
+
+def value_fields(v):
+    """'"value": 1.5, "unit": "kWh"': the fields every JSON form of a Value has, made once."""
+    text = v.json
+    if text is None:
+        if is_plain(v.unit):   # (no quoted copy of the unit made first)
+            text = '"value": %s, "unit": "%s"' % (json_value(v.value), v.unit)
+        else:
+            text = '"value": %s, "unit": %s' % (json_value(v.value), json_string(v.unit))
+        v.json = text
+    return text
 
 
 def json_value(v):
+    if type(v) is Exact:   # most values
+        return str(v)
     if v is None:
         return "null"
     if v is True:
@@ -57,11 +79,38 @@ def json_value(v):
     return json_string(v)
 
 
-def json_string(s):
+def add_entry(out, obis, value):
+    """Append the pieces of '"obis": {"value": …, "unit": …[, "timestamp": …]}' to out, for
+    the caller to join once: the contract's values and the raw state payload."""
+    if is_plain(obis):   # (no quoted copy of the code made first)
+        out.append('"')
+        out.append(obis)
+        out.append('": {')
+    else:
+        out.append(json_string(obis))
+        out.append(": {")
+    out.append(value_fields(value))
+    if value.timestamp is not None:
+        out.append(', "timestamp": ')
+        out.append(json_string(value.timestamp))
+    out.append("}")
+
+
+def is_plain(s):
+    """True when s goes into JSON as it is: printable ASCII without '"' or '\\'."""
     for ch in s:
         if ch == '"' or ch == "\\" or not " " <= ch <= "~":
-            break
-    else:
+            return False
+    return True
+
+
+if hasattr(str, "isascii"):   # CPython 3.7+: the same test in C (the loop above costs ~1 us)
+    def is_plain(s):   # noqa: F811
+        return s.isascii() and s.isprintable() and '"' not in s and "\\" not in s
+
+
+def json_string(s):
+    if is_plain(s):
         return '"%s"' % s   # nothing to escape: most names, topics and values
     out = ['"']
     for ch in s:

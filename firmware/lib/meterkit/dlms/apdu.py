@@ -6,7 +6,7 @@ not). The notification body goes to cosem.notification_reading.
 """
 from ..errors import AuthError, FormatError
 from ..obis import obis_bytes
-from . import axdr, cosem, pushlists
+from . import axdr, cosem, fastpush, pushlists
 
 LLC_HEADERS = (b"\xe6\xe7\x00", b"\xe6\xe6\x00")
 GENERAL_BLOCK_TRANSFER = 0xE0
@@ -123,8 +123,12 @@ class ApduDecoder:
             raise FormatError("data-notification truncated (%d bytes)" % len(apdu))
         invoke_id = int.from_bytes(bytes(apdu[1:5]), "big")
         when, pos = _notification_time(apdu, 5)
-        body, end = axdr.decode(apdu, pos, self._repeats)
-        reading = cosem.notification_reading(body, when, self.push_lists)
+        read = fastpush.read(apdu, pos, when, self.push_lists, self._repeats)
+        if read is None:   # not a common shape: the recursive decoder reads it
+            body, end = axdr.decode(apdu, pos, self._repeats)
+            reading = cosem.notification_reading(body, when, self.push_lists)
+        else:
+            reading, end = read
         reading.invoke_id = invoke_id     # long-invoke-id-and-priority, all 32 bits
         if end != len(apdu):
             reading.warnings.append("%d bytes after the notification body" % (len(apdu) - end))

@@ -44,6 +44,12 @@ def notification_reading(body, header_time=None, model=None):
                               "list version '%s')" % (len(items), version))
         entries = [(code, value, None) for code, value in zip(layout, items)]
         loose = []
+    return finish(reading, entries, loose, version, push_setup, header_time, model)
+
+
+def finish(reading, entries, loose, version, push_setup, header_time, model):
+    """The values of the entries (code, value, scaler_unit) into reading, with its time and
+    meter id; loose: the items without an OBIS code. (fastpush.py finds entries in the bytes.)"""
     if model is None and (version or push_setup):   # neither: no register map applies
         labelled = [(obis_text(code), _plain_text(value)) for code, value, _ in entries]
         model = pushlists.model_for(version, push_setup, labelled)
