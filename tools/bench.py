@@ -11,7 +11,7 @@
 3. The line-rate headroom: decode time vs the time the UART needs to deliver the same frame.
 4. What the helper benches add when they are present: C module vs viper, `meterkit decode` on a
    day's capture, the dongle's path per reading (us and bytes, before and after issue 15), the
-   heap the app holds, the runtime's memory.
+   heap the app holds, the runtime's memory, a fleet into PostgreSQL (bench_fleet.py).
 """
 import json
 import os
