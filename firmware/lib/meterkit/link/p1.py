@@ -5,6 +5,14 @@
 The CRC covers '/' through '!' inclusive and is sent as four hex digits. DSMR 2.2/3 meters and
 some gateways send a bare '!'; a few meters drop leading zeros ('!B9F'); some saved captures cut the
 checksum line short ('!21').
+
+Lost bytes (a UART overrun, a loose cable) cost only the telegram they hit. Every telegram begins
+with its header line and an empty line, and no data line is followed by an empty line, so a '/'
+that begins such a pair inside an unfinished telegram, wherever the cut fell (mid-line, after a
+CR, in the header, between '!' and CR LF), starts the next telegram: the one before it is handed
+on without its '!' and refused as cut short (`format`). With its header intact, a telegram that
+line noise filled with binary bytes is still a telegram (its CRC refuses it). And an end line
+after some lines of text but no start is what is left of a telegram whose '/' was lost: counted.
 """
 from .. import PURE_PYTHON
 from ..crc import crc16_arc
@@ -23,7 +31,10 @@ del _byte
 
 
 def frame_length(buf, start):
-    """Length of the telegram starting at buf[start] (a '/'); 0 = need more bytes; -1 = not one."""
+    """Length of the telegram starting at buf[start] (a '/'); 0 = need more bytes; -1 = not one.
+
+    A telegram cut short (a new one began inside it, or its end line broke off) ends where the cut
+    is: the frame has no '!', which the decoder reports."""
     size = len(buf)
     if start >= size:
         return 0
@@ -32,11 +43,37 @@ def frame_length(buf, start):
     limit = min(size, start + MAX_TELEGRAM)
     bang = buf.find(b"!", start + 1, limit)
     end = limit if bang < 0 else bang
-    if _has_binary(_TEXT, buf, start + 1, end) or buf.find(b"\n/", start, end) >= 0:
-        return -1   # binary data, or a new telegram began: this one was cut short
+    cut = _next_header(buf, start + 1, end)
+    stop = end if cut < 0 else cut
+    if _has_binary(_TEXT, buf, start + 1, stop) and _header_end(buf, start, stop) < 0:
+        return -1   # binary data, not P1
+    if cut >= 0:
+        return cut - start
     if bang < 0:
         return -1 if limit == start + MAX_TELEGRAM else 0
-    return _trailer_length(buf, start, bang + 1)
+    n = _trailer_length(buf, start, bang + 1)
+    return bang - start if n < 0 else n
+
+
+def _header_end(buf, at, end):
+    """Index after the header line at buf[at] ('/', text, LF) and the empty line after it; -1 if
+    these are not (yet) there before `end`."""
+    eol = buf.find(b"\n", at, end)
+    if eol < 0 or _has_binary(_TEXT, buf, at + 1, eol):
+        return -1
+    i = eol + 1
+    if i < end and buf[i] == 0x0D:
+        i += 1
+    return i + 1 if i < end and buf[i] == 0x0A else -1
+
+
+def _next_header(buf, begin, end):
+    """Where the first telegram start (a '/' beginning a header line and an empty line) lies in
+    buf[begin:end]; -1 for none. A '/' inside a value ('(A/B)') starts no such pair."""
+    at = buf.find(b"/", begin, end)
+    while at >= 0 and _header_end(buf, at, end) < 0:
+        at = buf.find(b"/", at + 1, end)
+    return at
 
 
 def _has_binary_python(text, buf, start, end):
@@ -81,6 +118,25 @@ def _trailer_length(buf, start, i):
     if i + 1 >= size:
         return 0
     return i + 2 - start if buf[i + 1] == 0x0A else -1
+
+
+# An end line with at least this many text bytes before it and no start: a telegram body. A stray
+# copy of a telegram's last bytes between two telegrams is shorter and is skipped like other noise.
+ORPHAN_BODY = 64
+
+
+def orphan_end_length(buf, start):
+    """Framer for '!': an end line ('!', CRC, CR LF) at a line start after ORPHAN_BODY bytes of
+    text that no telegram start claimed, i.e. a telegram whose start was lost. Its length (the end
+    line), 0 = need more bytes, -1 = not that."""
+    if (start < ORPHAN_BODY or buf[start - 1] != 0x0A
+            or _has_binary(_TEXT, buf, start - ORPHAN_BODY, start)):
+        return -1
+    return _trailer_length(buf, start, start + 1)
+
+
+def refuse_orphan_end(line):
+    raise FormatError("P1 telegram without its start: its '/' header line was lost")
 
 
 def crc_fields(frame):
