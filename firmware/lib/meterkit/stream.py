@@ -4,6 +4,14 @@ The framing is detected from the stream itself: every frame kind starts with its
 P1 text, 0x7E HDLC, 0x68 M-Bus long frame, 0xDB general-glo-ciphering as Smarty sends it), and
 each framer confirms or refuses a candidate start. Bytes between frames are skipped and counted.
 The buffer is bounded, so a noisy line can never exhaust memory.
+
+Lost, repeated or garbled bytes cost only the frames they hit, and every such frame is counted: a
+frame that fails its check is an error; a layer that drops an unfinished multi-frame payload
+(HDLC segments, M-Bus segments, block transfer) because a new one began says so in an error of
+its own (`notes`) before the new frame's result; what is still unfinished at the end of the input
+is reported by flush(). A bare 0xDB frame has no checksum over its length, so a failed one is
+scanned again from its second byte (its length may have hidden the next frame), and as nothing
+comes between such frames, a run of other bytes before one is what is left of a lost frame.
 """
 from .errors import DecodeError, FormatError
 from .reading import Reading
@@ -15,6 +23,7 @@ FRAMINGS = ("p1", "glo", "hdlc", "mbus")
 # Bare APDUs have no framing of their own; captures of them are decoded at the end of the input.
 _BARE_APDU = (b"\xe6\xe7\x00", b"\xe6\xe6\x00", b"\x0f", b"\xe0")
 COUNTERS = ("ok", "crc", "auth", "replay", "format")
+LOST_FRAME = 32   # bytes before a bare 0xDB frame that count as a lost frame (line noise is shorter)
 
 
 class StreamDecoder:
@@ -27,17 +36,24 @@ class StreamDecoder:
         self.skipped = 0            # garbage bytes between frames
         self.last_error = None
         self.memory_short = 0       # frames skipped for want of heap since the caller last looked
+        self.notes = []             # errors about earlier frames that a layer found with this one
+        self.gap = 0                # bytes skipped right before the frame being decoded
         self.dlms = "hdlc" in framings or "mbus" in framings
         self._framers = {}          # first byte of a frame -> (frame_length, handler)
+        self._bare = -1             # 0xDB when bare glo frames are looked for
+        self._covered = 0           # bytes ahead that belong to a failed bare frame being rescanned
         for name in framings:
             if name == "p1":
                 from . import dsmr
                 from .link import p1
                 self._framers[0x2F] = (p1.frame_length, dsmr.decode_telegram)
+                self._framers[0x21] = (p1.orphan_end_length, p1.refuse_orphan_end)   # '!'
             elif name in FRAMINGS:
                 from .stream_dlms import framer
                 first, frame_length, handler = framer(self, name)
                 self._framers[first] = (frame_length, handler)
+                if name == "glo":
+                    self._bare = first
             else:
                 raise ValueError("unknown framing %r (known: %s)" % (name, ", ".join(FRAMINGS)))
 
@@ -58,7 +74,8 @@ class StreamDecoder:
         events = []
         pos = self.scan_from
         while pos < len(buf):
-            framer = self._framers.get(buf[pos])
+            first = buf[pos]
+            framer = self._framers.get(first)
             n = framer[0](buf, pos) if framer else -1
             if n == 0:
                 break
@@ -66,24 +83,34 @@ class StreamDecoder:
                 pos += 1
                 continue
             frame = bytes(memoryview(buf)[pos:pos + n])   # (one copy, where a slice makes two)
-            self.skipped += pos
+            gap = self.gap = pos - min(pos, self._covered)
+            self.skipped += gap
+            if first == self._bare and gap >= LOST_FRAME:
+                self._emit(FormatError("%d bytes before this frame were no frame: a frame whose "
+                                       "start was damaged was lost" % gap), events)
+            refused = self._decode(framer[1], frame, None, events)
+            if refused and first == self._bare:   # rescan it: its length may be what was wrong
+                n, self._covered = 1, n - 1
+            else:
+                self._covered = 0
             buf[:pos + n] = b""   # in place: no new buffer per frame, so no heap fragmentation
             pos = 0
-            self._decode(framer[1], frame, None, events)
         excess = len(buf) - self.max_buffer   # bounded: a noisy line can never exhaust memory
         if excess > 0:
             buf[:excess] = b""
             self.skipped += excess
             pos = max(0, pos - excess)
+            self._covered = max(0, self._covered - excess)
         self.scan_from = pos
         return events
 
     def flush(self):
-        """End of input: decode a trailing bare APDU, report a truncated frame, reset the buffer."""
+        """End of input: decode a trailing bare APDU, report a truncated frame and what the layers
+        still hold unfinished, reset the buffer."""
         events = []
         rest, pending = bytes(self.buf), self.scan_from
         self.buf = bytearray()
-        self.scan_from = 0
+        self.scan_from = self._covered = 0
         if self.dlms and rest.startswith(_BARE_APDU):
             self._decode(self.apdu.decode, rest, "apdu", events)
         elif pending < len(rest) and rest[pending:] != b"\x7e":
@@ -93,25 +120,36 @@ class StreamDecoder:
                                    % (len(rest) - pending)), events)
         else:
             self.skipped += len(rest)
+        if self.dlms:
+            from .stream_dlms import unfinished
+            for message in unfinished(self):
+                self._emit(FormatError(message), events)
         return events
 
     def _decode(self, handler, frame, source, events):
+        """Decode one frame into events (after any notes its layers made); True if refused."""
+        reading = None
         try:
             reading = handler(frame)
         except DecodeError as error:
-            self._emit(error, events)
-            return
+            reading = error
         except MemoryError:   # a dongle short of heap for a moment: skip this frame, go on
             self.memory_short += 1
-            self._emit(FormatError("out of memory while decoding: frame skipped"), events)
-            return
+            reading = FormatError("out of memory while decoding: frame skipped")
         except Exception as error:  # a bug must never take the dongle down; fuzzing hunts these
-            self._emit(FormatError("internal decoder error (please report): %r" % (error,)), events)
-            return
-        if reading is not None:
-            if source:
-                reading.source = source
+            reading = FormatError("internal decoder error (please report): %r" % (error,))
+        for note in self.notes:
+            self._emit(note, events)
+        self.notes.clear()
+        if reading is None:
+            return False
+        if isinstance(reading, DecodeError):
             self._emit(reading, events)
+            return True
+        if source:
+            reading.source = source
+        self._emit(reading, events)
+        return False
 
     def _emit(self, event, events):
         if isinstance(event, Reading):

@@ -1,7 +1,7 @@
 """The DLMS side of StreamDecoder: HDLC, M-Bus and 0xDB (general-glo-ciphering) framings, keys
 and APDUs. Loaded only by a decoder that looks for those framings or reads its `security` or
 `apdu`: a P1 dongle never does, and code it never runs would still cost it heap."""
-from .errors import CrcError
+from .errors import CrcError, DecodeError, FormatError
 
 
 def framer(decoder, name):
@@ -29,8 +29,48 @@ def apdu(decoder):
 
 
 def _reassembled(decoder, reassembler, frame, source):
-    apdu = reassembler.push(frame)
-    return None if apdu is None else _sourced(decoder.apdu.decode(apdu), source)
+    if decoder.gap and reassembler.CONTIGUOUS:
+        _note(decoder, reassembler.lose("bytes were lost between two of its segments"))
+    try:
+        apdu = reassembler.push(frame)
+    except DecodeError:
+        _drop_blocks(decoder)   # the frame was one of them: its error counts the loss once
+        raise
+    finally:
+        _note(decoder, reassembler.lost)
+        reassembler.lost = None
+    if apdu is None:
+        return None
+    try:
+        return _sourced(decoder.apdu.decode(apdu), source)
+    finally:
+        _note(decoder, decoder.apdu.lost)
+        decoder.apdu.lost = None
+
+
+def _note(decoder, lost):
+    """A layer dropped an unfinished payload (earlier frames, no error yet): count it."""
+    if lost:
+        decoder.notes.append(FormatError(lost))
+
+
+def _drop_blocks(decoder):
+    apdu = decoder.__dict__.get("apdu")   # not created just to be told
+    if apdu is not None:
+        apdu.lose(None)
+
+
+def unfinished(decoder):
+    """What the layers still hold at the end of the input: one message per unfinished payload."""
+    messages = []
+    for name in ("hdlc", "mbus", "apdu"):
+        layer = decoder.__dict__.get(name)
+        if layer is not None:
+            for lost in (layer.lost, layer.lose("the input ended before its last part")):
+                if lost:
+                    messages.append(lost)
+            layer.lost = None
+    return messages
 
 
 def _glo(decoder, frame):
