@@ -9,9 +9,11 @@ Lost, repeated or garbled bytes cost only the frames they hit, and every such fr
 frame that fails its check is an error; a layer that drops an unfinished multi-frame payload
 (HDLC segments, M-Bus segments, block transfer) because a new one began says so in an error of
 its own (`notes`) before the new frame's result; what is still unfinished at the end of the input
-is reported by flush(). A bare 0xDB frame has no checksum over its length, so a failed one is
-scanned again from its second byte (its length may have hidden the next frame), and as nothing
-comes between such frames, a run of other bytes before one is what is left of a lost frame.
+is reported by flush(). A binary frame's end follows from its length field, which bytes lost
+inside the frame (or a garbled 0xDB length, which nothing guards) make reach into the next frame:
+so a binary frame that is refused is scanned again from its second byte. And as nothing but a flag
+or a few stray bytes comes between binary frames, a longer run of other bytes before one (or at
+the end of the input) is what is left of a lost frame, and is counted as one.
 """
 from .errors import DecodeError, FormatError
 from .reading import Reading
@@ -23,7 +25,12 @@ FRAMINGS = ("p1", "glo", "hdlc", "mbus")
 # Bare APDUs have no framing of their own; captures of them are decoded at the end of the input.
 _BARE_APDU = (b"\xe6\xe7\x00", b"\xe6\xe6\x00", b"\x0f", b"\xe0")
 COUNTERS = ("ok", "crc", "auth", "replay", "format")
-LOST_FRAME = 32   # bytes before a bare 0xDB frame that count as a lost frame (line noise is shorter)
+# Binary frames come back to back, with at most a flag or a few stray bytes between them: a run
+# of more bytes than line noise before one is what is left of a frame whose start was damaged,
+# counted as a lost frame. (P1 meters may put lines of text between telegrams.)
+LOST_FRAME = 32
+BACK_TO_BACK = ("glo", "hdlc", "mbus")
+_CARRIERS = (0x7E, 0x68)   # HDLC and M-Bus frames: they carry glo APDUs (0xDB ...) inside
 
 
 class StreamDecoder:
@@ -40,8 +47,10 @@ class StreamDecoder:
         self.gap = 0                # bytes skipped right before the frame being decoded
         self.dlms = "hdlc" in framings or "mbus" in framings
         self._framers = {}          # first byte of a frame -> (frame_length, handler)
-        self._bare = -1             # 0xDB when bare glo frames are looked for
-        self._covered = 0           # bytes ahead that belong to a failed bare frame being rescanned
+        self._covered = 0           # bytes ahead that belong to a refused frame being rescanned
+        self._back_to_back = []     # first bytes of the binary (BACK_TO_BACK) framings looked for
+        self._last = -1             # first byte of the last frame found
+        self._speaks = -1           # first byte of the framing that gave the last reading
         for name in framings:
             if name == "p1":
                 from . import dsmr
@@ -52,8 +61,8 @@ class StreamDecoder:
                 from .stream_dlms import framer
                 first, frame_length, handler = framer(self, name)
                 self._framers[first] = (frame_length, handler)
-                if name == "glo":
-                    self._bare = first
+                if name in BACK_TO_BACK:
+                    self._back_to_back.append(first)
             else:
                 raise ValueError("unknown framing %r (known: %s)" % (name, ", ".join(FRAMINGS)))
 
@@ -78,19 +87,25 @@ class StreamDecoder:
             framer = self._framers.get(first)
             n = framer[0](buf, pos) if framer else -1
             if n == 0:
+                if not self._holds(first, len(buf)):
+                    pos += 1
+                    continue
                 break
             if n < 0:
                 pos += 1
                 continue
             frame = bytes(memoryview(buf)[pos:pos + n])   # (one copy, where a slice makes two)
             gap = self.gap = pos - min(pos, self._covered)
+            self._last = first
             self.skipped += gap
-            if first == self._bare and gap >= LOST_FRAME:
-                self._emit(FormatError("%d bytes before this frame were no frame: a frame whose "
-                                       "start was damaged was lost" % gap), events)
-            refused = self._decode(framer[1], frame, None, events)
-            if refused and first == self._bare:   # rescan it: its length may be what was wrong
-                n, self._covered = 1, n - 1
+            if gap >= LOST_FRAME and first in self._back_to_back:
+                self._emit(FormatError("%d bytes before this frame were no frame: the rest of one "
+                                       "whose start was lost" % gap), events)
+            outcome = self._decode(framer[1], frame, None, events)
+            if isinstance(outcome, Reading):
+                self._speaks = first
+            if first in self._back_to_back and not _vouched(first, outcome):
+                n, self._covered = 1, n - 1   # scan it again: its length may have been wrong
             else:
                 self._covered = 0
             buf[:pos + n] = b""   # in place: no new buffer per frame, so no heap fragmentation
@@ -104,11 +119,21 @@ class StreamDecoder:
         self.scan_from = pos
         return events
 
+    def _holds(self, first, size):
+        """May a frame start that waits for more bytes hold up the scan? Not when the buffer is full
+        (it would need more than the buffer holds), nor a bare 0xDB one on a line that sends HDLC
+        or M-Bus frames: their glo APDUs start with 0xDB too, and inside a damaged frame such a
+        start has a length from noise (up to 8 KB of waiting)."""
+        if size >= self.max_buffer:
+            return False
+        return first != 0xDB or self._speaks not in _CARRIERS
+
     def flush(self):
         """End of input: decode a trailing bare APDU, report a truncated frame and what the layers
         still hold unfinished, reset the buffer."""
         events = []
         rest, pending = bytes(self.buf), self.scan_from
+        tail = len(rest) - min(len(rest), self._covered)
         self.buf = bytearray()
         self.scan_from = self._covered = 0
         if self.dlms and rest.startswith(_BARE_APDU):
@@ -118,8 +143,14 @@ class StreamDecoder:
             self.skipped += pending
             self._emit(FormatError("truncated frame at the end of the input (%d bytes)"
                                    % (len(rest) - pending)), events)
+            if rest[pending] in self._back_to_back:   # its length may be noise: look inside
+                self._covered = len(rest) - pending - 1
+                return events + self.feed(rest[pending + 1:]) + self.flush()
         else:
-            self.skipped += len(rest)
+            self.skipped += tail
+            if tail >= LOST_FRAME and self._last in self._back_to_back:
+                self._emit(FormatError("the last %d bytes were no frame: the rest of one whose "
+                                       "start was lost" % tail), events)
         if self.dlms:
             from .stream_dlms import unfinished
             for message in unfinished(self):
@@ -127,29 +158,26 @@ class StreamDecoder:
         return events
 
     def _decode(self, handler, frame, source, events):
-        """Decode one frame into events (after any notes its layers made); True if refused."""
-        reading = None
+        """Decode one frame into events (after any notes its layers made); return what it gave:
+        the Reading, the DecodeError, or None (a multi-frame payload is not complete yet)."""
+        outcome = None
         try:
-            reading = handler(frame)
+            outcome = handler(frame)
         except DecodeError as error:
-            reading = error
+            outcome = error
         except MemoryError:   # a dongle short of heap for a moment: skip this frame, go on
             self.memory_short += 1
-            reading = FormatError("out of memory while decoding: frame skipped")
+            outcome = FormatError("out of memory while decoding: frame skipped")
         except Exception as error:  # a bug must never take the dongle down; fuzzing hunts these
-            reading = FormatError("internal decoder error (please report): %r" % (error,))
+            outcome = FormatError("internal decoder error (please report): %r" % (error,))
         for note in self.notes:
             self._emit(note, events)
         self.notes.clear()
-        if reading is None:
-            return False
-        if isinstance(reading, DecodeError):
-            self._emit(reading, events)
-            return True
-        if source:
-            reading.source = source
-        self._emit(reading, events)
-        return False
+        if outcome is not None:
+            if source and not isinstance(outcome, DecodeError):
+                outcome.source = source
+            self._emit(outcome, events)
+        return outcome
 
     def _emit(self, event, events):
         if isinstance(event, Reading):
@@ -158,6 +186,14 @@ class StreamDecoder:
             self.counts[event.kind] += 1
             self.last_error = event.message
         events.append(event)
+
+
+def _vouched(first, outcome):
+    """Did the frame's own check vouch for where it ends? Not when it was refused, nor for a bare
+    0xDB frame whose tag did not verify: the telegram's CRC inside vouches for the data only."""
+    if isinstance(outcome, DecodeError):
+        return False
+    return first != 0xDB or outcome is None or outcome.authenticated is True
 
 
 def event_json(event):

@@ -2,6 +2,7 @@
 and APDUs. Loaded only by a decoder that looks for those framings or reads its `security` or
 `apdu`: a P1 dongle never does, and code it never runs would still cost it heap."""
 from .errors import CrcError, DecodeError, FormatError
+from .stream import LOST_FRAME
 
 
 def framer(decoder, name):
@@ -29,8 +30,9 @@ def apdu(decoder):
 
 
 def _reassembled(decoder, reassembler, frame, source):
-    if decoder.gap and reassembler.CONTIGUOUS:
-        _note(decoder, reassembler.lose("bytes were lost between two of its segments"))
+    if decoder.gap and reassembler.CONTIGUOUS:   # (a long gap the stream counted as a lost frame)
+        _note(decoder, reassembler.lose(None if decoder.gap >= LOST_FRAME else
+                                        "bytes were lost between two of its segments"))
     try:
         apdu = reassembler.push(frame)
     except DecodeError:
@@ -75,15 +77,20 @@ def unfinished(decoder):
 
 def _glo(decoder, frame):
     """0xDB straight on the line: Smarty/T210-D P1 (plaintext is a telegram) or a bare APDU."""
-    from .link.p1 import check_crc
+    from .link.p1 import check_crc, frame_length
     from .security import LUXEMBOURG_AK
     result, authenticated, warnings = decoder.security.open(
         frame, lambda plaintext: _glo_plaintext(decoder, plaintext), default_auth_key=LUXEMBOURG_AK)
     if result is None:
         return None
-    if result.source == "p1" and check_crc(result.raw) is False and authenticated is not True:
-        # the tag did not vouch for this plaintext, so the telegram's own CRC must
-        raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")
+    if result.source == "p1" and authenticated is not True:
+        # the tag did not vouch for this plaintext, so the telegram itself must: whole, its CRC right
+        raw = result.raw
+        if check_crc(raw) is False:
+            raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")
+        if frame_length(raw, 0) != len(raw):
+            raise FormatError("the telegram inside an unauthenticated encrypted frame is not one "
+                              "whole telegram (the frame was damaged?)")
     result.authenticated = authenticated
     result.warnings.extend(warnings)
     result.source = "sht" if result.source == "p1" else result.source

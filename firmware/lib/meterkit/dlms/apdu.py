@@ -130,7 +130,8 @@ class ApduDecoder:
         reading = cosem.notification_reading(body, when, self.push_lists)
         reading.invoke_id = invoke_id     # long-invoke-id-and-priority, all 32 bits
         if end != len(apdu):
-            reading.warnings.append("%d bytes after the notification body" % (len(apdu) - end))
+            reading.leftover = len(apdu) - end
+            reading.warnings.append("%d bytes after the notification body" % reading.leftover)
         return reading
 
 

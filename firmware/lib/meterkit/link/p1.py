@@ -103,6 +103,11 @@ else:
         pass
 
 
+def holds_binary(buf, start, end):
+    """True if buf[start:end] holds a byte that P1 text does not."""
+    return _has_binary(_TEXT, buf, start, end)
+
+
 def _trailer_length(buf, start, i):
     """After '!': up to four hex digits, then CR LF (or a bare LF)."""
     size = len(buf)
