@@ -17,18 +17,22 @@ overrun), garbled (every byte changed) or duplicated (a copy inserted right afte
 A telegram is *touched* when the damage changed the bytes of its frames: a deleted or garbled
 run covers at least one of them, or a duplicated copy went in between two of them. A copy that
 went in between two telegrams touches neither: it is junk no longer than DUP_RUN, shorter than
-any frame, so it holds no whole frame (a copy after the last telegram counts as touching it: the
-input ends inside that junk, and a frame start in it is rightly reported as cut short). The property (`problems`) every decode must keep:
+any frame, so it holds no whole frame. (A copy after the last telegram counts as touching it: the
+input ends inside that junk, and a frame start in it is rightly reported as cut short.)
 
-1. Readings come in stream order, and each has exactly the values of one telegram (what its
-   clean decode gives): damage never yields a wrong value, since CRC, FCS, checksum or GCM tag
-   catches it.
+Each telegram's truth is its clean decode, checked against what the simulated meter states. The
+property (`problems`) every decode of a damaged stream must keep:
+
+1. Readings come in stream order, and each has exactly the values (meter id, time, values) of
+   one telegram: damage never yields a wrong value, as CRC, FCS, checksum or GCM tag catch it.
 2. Every untouched telegram is among them, its line exactly as in the clean decode.
 3. A touched telegram either still decodes (all it needed survived: a deleted flag the next
-   frame shares, a copy of its own start) or is lost; every lost one is reported: at least one
-   error lies between the readings of the telegrams decoded before and after it. Neighbouring
-   lost telegrams may share one error: a deleted run across their boundary leaves one candidate
-   frame made of both, which fails once.
+   frame shares, a copy of its own start; a Smarty frame whose tag broke decodes unauthenticated,
+   its telegram CRC vouching for the values) or is lost, and every lost one is reported: at
+   least one error lies between the readings of the telegrams decoded before and after it.
+   Neighbouring lost telegrams may share one error: a run deleted across their boundary leaves
+   one candidate frame made of both, which fails once. One lost telegram may cost several errors
+   (each of its remaining segments is refused).
 4. No error without damage: an error lies between two readings (or before the first, after the
    last) only where a touched telegram lies, the two decoded ones included.
 5. The counters agree: `ok` is the number of readings, the others add up to the errors.
@@ -47,7 +51,7 @@ from meterkit_host.simulate import Meter  # noqa: E402
 KEY = bytes.fromhex("36C66639E48A8CA4D6BC8B282A793BBB")
 AUTH_KEY = bytes.fromhex("AABBCCDDEEFF00112233445566778899")
 COUNT = 20
-# framing -> (meter profile, its options, the decoder's keys, the framing a dongle set up for it looks for)
+# framing -> (meter profile, its options, the decoder's keys, the framing its dongle looks for)
 FRAMINGS = {
     "p1": ("dsmr5", {}, (None, None), "p1"),
     "smarty": ("smarty", {"key": KEY}, (KEY, None), "glo"),
@@ -70,11 +74,13 @@ class Stream:
         pushes = [meter.next_frames() for _ in range(COUNT)]
         self.frames = [frames for frames, _ in pushes]
         self.data = b"".join(b"".join(frames) for frames in self.frames)
-        self.spans, at = [], 0   # (start, end) of each telegram in data
+        self.spans, self.edges, at = [], [], 0   # (start, end) of each telegram; frame starts
         for frames in self.frames:
-            size = sum(len(frame) for frame in frames)
-            self.spans.append((at, at + size))
-            at += size
+            start = at
+            for frame in frames:
+                self.edges.append(at)
+                at += len(frame)
+            self.spans.append((start, at))
         self.shortest_frame = min(len(frame) for frames in self.frames for frame in frames)
         decoder = decoder_for(self, own_framing=True)
         readings = decoder.feed(self.data) + decoder.flush()
@@ -129,12 +135,17 @@ def stated(reading):
 
 
 def random_runs(rng, stream, most=6):
-    """A fixed-seed damage plan: 1..most runs of any kind anywhere in the stream."""
+    """A fixed-seed damage plan: 1..most runs of any kind, anywhere in the stream or where two
+    frames meet (flags, headers, end lines)."""
     runs = []
     for _ in range(rng.randrange(1, most + 1)):
         kind = rng.choice(KINDS)
         noise = bytes(rng.randrange(1, 256) for _ in range(8))
-        runs.append((kind, rng.randrange(len(stream.data)), rng.randrange(1, LONGEST[kind] + 1), noise))
+        if rng.randrange(2):
+            at = rng.randrange(len(stream.data))
+        else:
+            at = min(max(rng.choice(stream.edges) + rng.randrange(-12, 13), 0), len(stream.data) - 1)
+        runs.append((kind, at, rng.randrange(1, LONGEST[kind] + 1), noise))
     return runs
 
 
@@ -188,7 +199,8 @@ def problems(stream, touched, lines, counts=None):
     bounds = [-1] + numbers + [COUNT]   # gap i lies between telegrams bounds[i] and bounds[i + 1]
     for i, gap in enumerate(gaps):
         lost = [n for n in range(bounds[i] + 1, bounds[i + 1])]
-        near = [n for n in range(max(bounds[i], 0), min(bounds[i + 1], COUNT - 1) + 1) if n in touched]
+        near = [n for n in range(max(bounds[i], 0), min(bounds[i + 1], COUNT - 1) + 1)
+                if n in touched]
         if lost and not gap:
             found.append("telegrams %s lost without an error" % lost)
         if gap and not near:
@@ -196,7 +208,8 @@ def problems(stream, touched, lines, counts=None):
                          % (bounds[i], gap[0][:200]))
     if counts is not None:
         if counts["ok"] != len(numbers) or sum(counts.values()) - counts["ok"] != len(errors):
-            found.append("counters %r for %d readings and %d errors" % (counts, len(numbers), len(errors)))
+            found.append("counters %r for %d readings and %d errors"
+                         % (counts, len(numbers), len(errors)))
     return found
 
 
@@ -234,7 +247,8 @@ def field():
     pos += 4 + size
     return blob[pos - size:pos]
 while pos < len(blob):
-    framing, key, ak, step, data = field().decode(), field(), field(), int(field().decode()), field()
+    framing, key, ak = field().decode(), field(), field()
+    step, data = int(field().decode()), field()
     framings = FRAMINGS[framing]
     args = (key or None, ak or None)
     d = StreamDecoder(*args) if framings is None else StreamDecoder(*args, framings=framings)
@@ -276,14 +290,14 @@ def decode_on_micropython(cases, path, backend="viper", timeout=600):
     return results
 
 
-def sweep(seed, per_framing, own_framing_too=True):
-    """A fixed-seed sweep: [(stream, damaged, touched, own_framing, step)]."""
+def sweep(seed, per_framing, streams=None):
+    """A fixed-seed sweep: [(stream, damaged, touched, own_framing, chunk size)], every second
+    stream for the meter's own framing, the others for the auto-detecting decoder."""
     rng = random.Random(seed)
     out = []
     for name in FRAMINGS:
-        stream = Stream(name)
+        stream = streams[name] if streams else Stream(name)
         for i in range(per_framing):
             data, touched, _ = stream.damage(random_runs(rng, stream))
-            own = own_framing_too and i % 2 == 1
-            out.append((stream, data, touched, own, rng.choice((1, 7, 64, 300, len(data)))))
+            out.append((stream, data, touched, i % 2 == 1, rng.choice((1, 13, 97, 512, 4096))))
     return out

@@ -104,7 +104,8 @@ def test_an_end_line_after_text_but_no_start_is_a_lost_telegram():
     assert p1.orphan_end_length(text[:bang + 3], bang) == 0
     assert p1.orphan_end_length(body, body.index(b"!")) == -1            # a short stray copy
     assert p1.orphan_end_length(b"\xff" + text[1:], bang) == len(text) - bang
-    assert p1.orphan_end_length(text[:bang - 5] + b"\xff" + text[bang - 4:], bang) == -1
+    assert p1.orphan_end_length(text[:bang - 5] + b"\xff" + text[bang - 4:], bang) == len(text) - bang
+    assert p1.orphan_end_length(text[:bang + 3] + b"/", bang) == 1      # the end line broke off
     assert p1.orphan_end_length(text[:bang - 1] + b"x!", bang) == -1     # not at a line start
     with pytest.raises(FormatError, match="without its start"):
         p1.refuse_orphan_end(text[bang:])
@@ -137,7 +138,7 @@ def test_check_crc_forms():
     assert p1.check_crc(frame) is True
     assert p1.check_crc(frame.replace(b"!" + stated, b"!" + stated.lower())) is True
     assert p1.check_crc(frame.replace(b"!" + stated, b"!")) is None      # no CRC at all
-    assert p1.check_crc(frame.replace(b"!" + stated, b"!" + stated[:2])) is None   # cut short
+    assert p1.check_crc(frame.replace(b"!" + stated, b"!" + stated[:2])) is False  # cut short
     assert p1.check_crc(frame.replace(b"!" + stated, b"!ZZZZ")) is False
     wrong = b"%04X" % (int(stated, 16) ^ 0x0100)
     assert p1.check_crc(frame.replace(b"!" + stated, b"!" + wrong)) is False

@@ -23,7 +23,11 @@ def damage(draw, stream):
     runs = []
     for _ in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(KINDS))
-        at = draw(st.integers(0, len(stream.data) - 1))
+        if draw(st.booleans()):   # anywhere, or where frames meet (flags, headers, end lines)
+            at = draw(st.integers(0, len(stream.data) - 1))
+        else:
+            at = draw(st.sampled_from(stream.edges)) + draw(st.integers(-12, 12))
+            at = min(max(at, 0), len(stream.data) - 1)
         noise = draw(st.binary(min_size=1, max_size=8)).replace(b"\x00", b"\x01")
         runs.append((kind, at, draw(st.integers(1, LONGEST[kind])), noise))
     return runs, draw(st.lists(st.integers(0, len(stream.data)), max_size=8))
@@ -96,21 +100,9 @@ def test_the_property_check_finds_what_breaks_it():
     assert problems(stream, set(), good, counts)[0].startswith("counters")
 
 
-def sweep_cases(seed=2026, per_framing=12):
-    """A fixed sweep: each framing, damaged streams for the auto and own-framing decoders."""
-    rng = random.Random(seed)
-    cases = []
-    for name in FRAMINGS:
-        stream = STREAMS[name]
-        for i in range(per_framing):
-            damaged, touched, _ = stream.damage(recovery.random_runs(rng, stream))
-            cases.append((stream, damaged, touched, i % 2 == 1, rng.choice((1, 13, 97, 512, 4096))))
-    return cases
-
-
 @pytest.mark.parametrize("backend", ["viper", "python"])
 def test_the_fixed_sweep_on_micropython(backend, tmp_path):
-    cases = sweep_cases(per_framing=12 if backend == "viper" else 4)
+    cases = recovery.sweep(2026, 12 if backend == "viper" else 4, STREAMS)
     results = recovery.decode_on_micropython(
         [(stream, damaged, own, step) for stream, damaged, _, own, step in cases],
         tmp_path / "cases.bin", backend)
@@ -118,3 +110,71 @@ def test_the_fixed_sweep_on_micropython(backend, tmp_path):
         assert problems(stream, touched, lines) == [], (stream.name, own, step, sorted(touched))
         chunks = list(range(step, len(damaged), step))
         assert lines == decode(stream, damaged, own, chunks), (stream.name, own, step)
+
+
+# ---- the mechanisms one by one -------------------------------------------------------------------
+
+def readings_and_errors(lines):
+    return [l for l in lines if '"error"' not in l], [l for l in lines if '"error"' in l]
+
+
+def test_a_refused_frame_whose_length_grew_hides_no_frame():
+    """A Smarty frame's length garbled to claim 300 more bytes: scanned again, the next decodes."""
+    stream = STREAMS["smarty"]
+    start = stream.spans[3][0]
+    data = bytearray(stream.data)
+    assert data[start] == 0xDB and data[start + 10] == 0x82
+    length = int.from_bytes(data[start + 11:start + 13], "big") + 300
+    data[start + 11:start + 13] = length.to_bytes(2, "big")
+    for own in (True, False):
+        readings, errors = readings_and_errors(decode(stream, bytes(data), own, [start + 500]))
+        assert readings == stream.expected[:3] + stream.expected[4:] and len(errors) == 1
+
+
+def test_a_frame_whose_start_was_lost_is_counted():
+    """Smarty's 0xDB, an M-Bus frame's 68 L L 68: what is left of the frame is counted as one."""
+    for name in ("smarty", "mbus", "hdlc"):
+        stream = STREAMS[name]
+        start = stream.spans[3][0]
+        readings, errors = readings_and_errors(decode(stream, stream.data[:start] +
+                                                      stream.data[start + 4:], True))
+        assert readings == stream.expected[:3] + stream.expected[4:], name
+        assert errors and any("were no frame" in e or "without" in e for e in errors), errors
+
+
+def test_the_end_of_the_input_counts_a_last_frame_that_lost_its_start():
+    stream = STREAMS["mbus"]
+    start = stream.spans[19][0]
+    data = stream.data[:start] + stream.data[start + 4:start + len(stream.frames[19][0])]
+    readings, errors = readings_and_errors(decode(stream, data, True))
+    assert readings == stream.expected[:19]
+    assert len(errors) == 1 and "the last 252 bytes were no frame" in errors[0]
+
+
+def test_a_false_0xdb_start_does_not_hold_an_mbus_line():
+    """Auto-detect on an M-Bus line: the glo APDU inside a damaged frame, its length field now
+    claiming 7936 bytes, holds no reading back until that many bytes have come."""
+    stream = STREAMS["mbus"]
+    data = bytearray(stream.data)
+    start = stream.spans[5][0]
+    assert data[start + 9] == 0xDB and data[start + 19] == 0x82
+    data[start + 20:start + 22] = b"\x1f\x00"
+    decoder = recovery.decoder_for(stream, own_framing=False)
+    for number, (begin, end) in enumerate(stream.spans):
+        lines = [recovery.event_json(e) for e in decoder.feed(bytes(data[begin:end]))]
+        readings, errors = readings_and_errors(lines)
+        assert readings == ([] if number == 5 else [stream.expected[number]]), number
+
+
+def test_a_start_the_buffer_cannot_hold_does_not_cost_the_frames_after_it():
+    stream = STREAMS["smarty"]
+    data = bytearray(stream.data)
+    start = stream.spans[2][0]
+    data[start + 11:start + 13] = (7000).to_bytes(2, "big")   # within MAX_LENGTH, beyond the buffer
+    decoder = recovery.StreamDecoder(*stream.keys, max_buffer=2048, framings=("glo",))
+    events = []
+    for i in range(0, len(data), 2048):   # a full buffer at each feed: the start cannot wait
+        events += decoder.feed(bytes(data[i:i + 2048]))
+        assert len(decoder.buf) <= 2048
+    lines = [recovery.event_json(e) for e in events + decoder.flush()]
+    assert readings_and_errors(lines)[0] == stream.expected[:2] + stream.expected[3:]

@@ -7,7 +7,8 @@
    the viper GCM path vs the plain-Python path (goal >= 10x), heap allocated per telegram, and
    the smallest heap that still decodes the frame (code compiled to .mpy, as on the device).
 3. The line-rate headroom: decode time vs the time the UART needs to deliver the same frame.
-4. What the helper benches add (C module vs viper; runtime memory) when they are present.
+4. What the helper benches add (C module vs viper; runtime memory; bench_recovery: valid frames
+   recovered / sent over damaged streams, goal 100 %) when they are present.
 """
 import json
 import os
@@ -223,7 +224,7 @@ def main():
     print("  decodes the frame. UART time: how long the line needs to deliver that frame; decode")
     print("  time well below it is the line-rate headroom (unix port on a PC; an ESP32 is slower).")
 
-    for extra in ("bench_c", "bench_size", "bench_runtime", "bench_smgw"):
+    for extra in ("bench_c", "bench_size", "bench_runtime", "bench_smgw", "bench_recovery"):
         if (HERE / (extra + ".py")).exists():
             print("\n-- %s --" % extra)
             flags = ["--smallest"] if extra == "bench_runtime" else []

@@ -71,6 +71,8 @@ def decode_telegram(frame, crc="enforce"):
             if crc == "enforce":
                 raise CrcError("P1 CRC mismatch: " + detail)
             reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
+    if crc == "enforce" and verdict is None and holds_binary(data, 1, end):
+        raise FormatError("P1 telegram without a CRC holds bytes that are not text (line noise?)")
     try:
         text = data[:end].decode()
     except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
@@ -79,7 +81,7 @@ def decode_telegram(frame, crc="enforce"):
     if not reading.values:
         raise FormatError("P1 telegram has no readable data lines")
     if crc == "enforce" and verdict is None:
-        _check_unverified(reading, data, end)
+        _check_version(reading)
     for obis in METER_IDS:   # the best identifier the telegram states as text
         value = reading.get(obis)
         if value is not None and isinstance(value.value, str):
@@ -88,15 +90,13 @@ def decode_telegram(frame, crc="enforce"):
     return reading
 
 
-def _check_unverified(reading, data, end):
-    """No CRC judged this telegram: it must not state a version that always sends one (DSMR 4 and
-    5, e-MUCS: line noise ate it), nor hold bytes that are not text (line noise put them in)."""
+def _check_version(reading):
+    """No CRC judged this telegram: it must not state a version whose telegrams always carry one
+    (DSMR 4 and 5, e-MUCS): line noise ate it."""
     for obis in _CRC_VERSIONS:
         if reading.get(obis) is not None:
             raise CrcError("P1 telegram states %s, whose telegrams carry a CRC, but has none "
                            "(damaged?)" % obis)
-    if holds_binary(data, 1, end):
-        raise FormatError("P1 telegram without a CRC holds bytes that are not text (line noise?)")
 
 
 def _parse_lines(lines, reading):

@@ -13,7 +13,8 @@ is reported by flush(). A binary frame's end follows from its length field, whic
 inside the frame (or a garbled 0xDB length, which nothing guards) make reach into the next frame:
 so a binary frame that is refused is scanned again from its second byte. And as nothing but a flag
 or a few stray bytes comes between binary frames, a longer run of other bytes before one (or at
-the end of the input) is what is left of a lost frame, and is counted as one.
+the end of the input) is what is left of a lost frame, and is counted as one; between P1
+telegrams, a run of 128 bytes or more is.
 """
 from .errors import DecodeError, FormatError
 from .reading import Reading
@@ -27,8 +28,10 @@ _BARE_APDU = (b"\xe6\xe7\x00", b"\xe6\xe6\x00", b"\x0f", b"\xe0")
 COUNTERS = ("ok", "crc", "auth", "replay", "format")
 # Binary frames come back to back, with at most a flag or a few stray bytes between them: a run
 # of more bytes than line noise before one is what is left of a frame whose start was damaged,
-# counted as a lost frame. (P1 meters may put lines of text between telegrams.)
+# counted as a lost frame. P1 meters may put a line or two of text between telegrams (EasyMeter:
+# 47 bytes), so there the run must be longer (a telegram is hundreds of bytes).
 LOST_FRAME = 32
+LOST_TELEGRAM = 128
 BACK_TO_BACK = ("glo", "hdlc", "mbus")
 _CARRIERS = (0x7E, 0x68)   # HDLC and M-Bus frames: they carry glo APDUs (0xDB ...) inside
 
@@ -49,6 +52,7 @@ class StreamDecoder:
         self._framers = {}          # first byte of a frame -> (frame_length, handler)
         self._covered = 0           # bytes ahead that belong to a refused frame being rescanned
         self._back_to_back = []     # first bytes of the binary (BACK_TO_BACK) framings looked for
+        self._lost_run = {}         # first byte of a frame -> bytes before it that count as a lost one
         self._last = -1             # first byte of the last frame found
         self._speaks = -1           # first byte of the framing that gave the last reading
         for name in framings:
@@ -57,12 +61,14 @@ class StreamDecoder:
                 from .link import p1
                 self._framers[0x2F] = (p1.frame_length, dsmr.decode_telegram)
                 self._framers[0x21] = (p1.orphan_end_length, p1.refuse_orphan_end)   # '!'
+                self._lost_run[0x2F] = LOST_TELEGRAM
             elif name in FRAMINGS:
                 from .stream_dlms import framer
                 first, frame_length, handler = framer(self, name)
                 self._framers[first] = (frame_length, handler)
                 if name in BACK_TO_BACK:
                     self._back_to_back.append(first)
+                    self._lost_run[first] = LOST_FRAME
             else:
                 raise ValueError("unknown framing %r (known: %s)" % (name, ", ".join(FRAMINGS)))
 
@@ -98,7 +104,7 @@ class StreamDecoder:
             gap = self.gap = pos - min(pos, self._covered)
             self._last = first
             self.skipped += gap
-            if gap >= LOST_FRAME and first in self._back_to_back:
+            if gap >= self._lost_run.get(first, gap + 1):
                 self._emit(FormatError("%d bytes before this frame were no frame: the rest of one "
                                        "whose start was lost" % gap), events)
             outcome = self._decode(framer[1], frame, None, events)
@@ -148,7 +154,7 @@ class StreamDecoder:
                 return events + self.feed(rest[pending + 1:]) + self.flush()
         else:
             self.skipped += tail
-            if tail >= LOST_FRAME and self._last in self._back_to_back:
+            if tail >= self._lost_run.get(self._last, tail + 1):
                 self._emit(FormatError("the last %d bytes were no frame: the rest of one whose "
                                        "start was lost" % tail), events)
         if self.dlms:

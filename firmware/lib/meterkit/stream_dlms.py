@@ -84,7 +84,7 @@ def _glo(decoder, frame):
     if result is None:
         return None
     if result.source == "p1" and authenticated is not True:
-        # the tag did not vouch for this plaintext, so the telegram itself must: whole, its CRC right
+        # the tag did not vouch for this plaintext, so the telegram must: whole, its CRC right
         raw = result.raw
         if check_crc(raw) is False:
             raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")

@@ -22,7 +22,7 @@ class ApduDecoder:
         self.push_lists = push_lists      # a pushlists.MODELS name to force, None = detect
         self._blocks = None               # bytearray of data received so far
         self._next_block = 1
-        self.lost = None                  # why an unfinished transfer was dropped (the caller counts it)
+        self.lost = None                  # why an unfinished transfer was dropped (to count)
         self._repeats = []                # what axdr.decode remembers of the last push body
 
     def decode(self, apdu):

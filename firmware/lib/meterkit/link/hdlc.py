@@ -119,7 +119,8 @@ def _starts_like_apdu(buf, pos, end):
         return buf[pos + 4] == 0 and buf[pos + 5] == 0
     if tag == 0xDB:
         return buf[pos + 1] == 8
-    return tag == 0x0F and (buf[pos + 5] in (0x00, 0x0C) or (buf[pos + 5] == 0x09 and buf[pos + 6] == 0x0C))
+    when = buf[pos + 5]
+    return tag == 0x0F and (when in (0x00, 0x0C) or (when == 0x09 and buf[pos + 6] == 0x0C))
 
 
 class Reassembler:
@@ -129,14 +130,15 @@ class Reassembler:
 
     def __init__(self):
         self._pending = None  # bytearray of the APDU so far while segments are outstanding
-        self.lost = None      # why an unfinished APDU was dropped as a new one began (the caller counts it)
+        self.lost = None      # why an unfinished APDU was dropped (a new one began), to count
 
     def lose(self, reason):
         """Drop the unfinished APDU; the message that says so (None if nothing was pending)."""
         pending, self._pending = self._pending, None
         if pending is None or reason is None:
             return None
-        return "HDLC: an unfinished segmented APDU (%d bytes) was dropped: %s" % (len(pending), reason)
+        return ("HDLC: an unfinished segmented APDU (%d bytes) was dropped: %s"
+                % (len(pending), reason))
 
     def push(self, frame):
         """One frame (from its opening flag; closing flag optional) -> the APDU when complete."""

@@ -64,7 +64,7 @@ class Reassembler:
     def __init__(self):
         self._pending = None  # bytearray of the APDU so far
         self._next = 0  # segment number expected next
-        self.lost = None  # why an unfinished APDU was dropped as a new one began (the caller counts it)
+        self.lost = None  # why an unfinished APDU was dropped (a new one began), to count
 
     def lose(self, reason):
         """Drop the unfinished APDU; the message that says so (None if nothing was pending)."""

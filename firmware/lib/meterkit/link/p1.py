@@ -3,8 +3,8 @@
     /ISK5\\2M550T-1012 CR LF  CR LF  1-0:1.8.1(002130.115*kWh) CR LF ... !56DD CR LF
 
 The CRC covers '/' through '!' inclusive and is sent as four hex digits. DSMR 2.2/3 meters and
-some gateways send a bare '!'; a few meters drop leading zeros ('!B9F'); some saved captures cut the
-checksum line short ('!21').
+some gateways send a bare '!'; a few meters drop leading zeros ('!B9F'). A checksum cut short
+('!21' where the meter sent '!2154') is a mismatch: on a lossy line, that is what damage looks like.
 
 Lost bytes (a UART overrun, a loose cable) cost only the telegram they hit. Every telegram begins
 with its header line and an empty line, and no data line is followed by an empty line, so a '/'
@@ -125,19 +125,20 @@ def _trailer_length(buf, start, i):
     return i + 2 - start if buf[i + 1] == 0x0A else -1
 
 
-# An end line with at least this many text bytes before it and no start: a telegram body. A stray
-# copy of a telegram's last bytes between two telegrams is shorter and is skipped like other noise.
+# An end line after at least this many bytes that no telegram start claimed: what is left of a
+# telegram. A stray copy of a telegram's last bytes between two telegrams is shorter: noise.
 ORPHAN_BODY = 64
 
 
 def orphan_end_length(buf, start):
-    """Framer for '!': an end line ('!', CRC, CR LF) at a line start after ORPHAN_BODY bytes of
-    text that no telegram start claimed, i.e. a telegram whose start was lost. Its length (the end
-    line), 0 = need more bytes, -1 = not that."""
-    if (start < ORPHAN_BODY or buf[start - 1] != 0x0A
-            or _has_binary(_TEXT, buf, start - ORPHAN_BODY, start)):
+    """Framer for '!': an end line at a line start after ORPHAN_BODY bytes that no telegram start
+    claimed, i.e. a telegram whose start was lost (line noise may have hit the rest of it too).
+    Its length (the end line, or just the '!' when the line broke off), 0 = need more bytes,
+    -1 = not that."""
+    if start < ORPHAN_BODY or buf[start - 1] != 0x0A:
         return -1
-    return _trailer_length(buf, start, start + 1)
+    n = _trailer_length(buf, start, start + 1)
+    return 1 if n < 0 else n
 
 
 def refuse_orphan_end(line):
@@ -166,14 +167,9 @@ def check_crc(frame):
     if not stated:
         return None
     try:
-        matches = int(stated, 16) == computed   # accepts lowercase and unpadded ('B9F')
+        return int(stated, 16) == computed   # accepts lowercase and unpadded ('B9F')
     except ValueError:
         return False
-    if matches:
-        return True
-    if len(stated) < 3:
-        return None   # a checksum line cut short in a saved capture ('!21'): nothing to judge
-    return False
 
 
 def __getattr__(name):
