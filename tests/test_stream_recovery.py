@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import recovery
 from meterkit.link import p1
-from recovery import FRAMINGS, KINDS, LONGEST, Stream, decode, problems
+from recovery import COUNT, FRAMINGS, KINDS, LONGEST, Stream, decode, problems
 
 STREAMS = dict((name, Stream(name)) for name in FRAMINGS)
 
@@ -178,3 +178,18 @@ def test_a_start_the_buffer_cannot_hold_does_not_cost_the_frames_after_it():
         assert len(decoder.buf) <= 2048
     lines = [recovery.event_json(e) for e in events + decoder.flush()]
     assert readings_and_errors(lines)[0] == stream.expected[:2] + stream.expected[3:]
+
+
+@pytest.mark.parametrize("number", [0, 10])
+def test_a_glo_apdu_spliced_by_lost_bytes_is_not_read(number):
+    """EVN (SC 0x20: no tag): the end of the first M-Bus frame and the head of the second lost, so
+    that the glo APDU inside, with one byte from the second frame's header in it, has its stated
+    length again. Auto-detect must not read it as a bare 0xDB frame: a wrong value, unchecked."""
+    stream = STREAMS["mbus"]
+    cut = stream.spans[number][0] + len(stream.frames[number][0]) - 3
+    damaged, touched, _ = stream.damage([("delete", cut, 11, b"\x01")])
+    assert touched == {number}
+    for own in (False, True):
+        lines = decode(stream, damaged, own)
+        assert problems(stream, touched, lines) == [], own
+        assert stream.expected[number] not in lines and len(lines) > COUNT - 1

@@ -33,7 +33,9 @@ COUNTERS = ("ok", "crc", "auth", "replay", "format")
 LOST_FRAME = 32
 LOST_TELEGRAM = 128
 BACK_TO_BACK = ("glo", "hdlc", "mbus")
-_CARRIERS = (0x7E, 0x68)   # HDLC and M-Bus frames: they carry glo APDUs (0xDB ...) inside
+# HDLC and M-Bus frames carry glo APDUs (0xDB ...): on a line that sends them, a 0xDB is no bare
+# frame's start but one inside a frame that failed, with a length and contents no check covers.
+_CARRIERS = (0x7E, 0x68)
 
 
 class StreamDecoder:
@@ -91,6 +93,8 @@ class StreamDecoder:
         while pos < len(buf):
             first = buf[pos]
             framer = self._framers.get(first)
+            if first == 0xDB and self._speaks in _CARRIERS:
+                framer = None   # a glo APDU inside a damaged HDLC/M-Bus frame: no bare frame
             n = framer[0](buf, pos) if framer else -1
             if n == 0:
                 if not self._holds(first, len(buf)):
@@ -126,13 +130,9 @@ class StreamDecoder:
         return events
 
     def _holds(self, first, size):
-        """May a frame start that waits for more bytes hold up the scan? Not when the buffer is full
-        (it would need more than the buffer holds), nor a bare 0xDB one on a line that sends HDLC
-        or M-Bus frames: their glo APDUs start with 0xDB too, and inside a damaged frame such a
-        start has a length from noise (up to 8 KB of waiting)."""
-        if size >= self.max_buffer:
-            return False
-        return first != 0xDB or self._speaks not in _CARRIERS
+        """May a frame start that waits for more bytes hold up the scan? Not when the buffer is
+        full: it would need more than the buffer holds (a length from noise)."""
+        return size < self.max_buffer
 
     def flush(self):
         """End of input: decode a trailing bare APDU, report a truncated frame and what the layers

@@ -91,6 +91,11 @@ def _glo(decoder, frame):
         if frame_length(raw, 0) != len(raw):
             raise FormatError("the telegram inside an unauthenticated encrypted frame is not one "
                               "whole telegram (the frame was damaged?)")
+    elif authenticated is not True and decoder.gap:
+        # nothing vouches for it, and it did not begin where the last frame ended: most likely the
+        # glo APDU inside a damaged HDLC or M-Bus frame, spliced from what the damage left
+        raise FormatError("an unauthenticated 0xDB frame after %d bytes that were no frame: "
+                          "taken for a piece of a damaged frame" % decoder.gap)
     result.authenticated = authenticated
     result.warnings.extend(warnings)
     result.source = "sht" if result.source == "p1" else result.source
