@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import load_vectors, run_micropython, vector_bytes
 from meterkit import dsmr
+from meterkit.crc import crc16_arc
 from meterkit.errors import CrcError, DecodeError, FormatError
 from meterkit.exact import Exact
 from meterkit.link import p1
@@ -157,6 +158,24 @@ def test_crc_bad_variants_are_rejected(vector):
     with pytest.raises(CrcError):
         dsmr.decode_telegram(bytes(frame))
     assert dsmr.decode_telegram(bytes(frame), crc="warn").warnings[0].startswith("inner P1 CRC did not match")
+
+
+def test_a_telegram_no_crc_vouches_for_must_look_undamaged():
+    """DSMR 4/5 and e-MUCS telegrams always carry a CRC: one without lost it. A telegram without
+    a CRC that holds binary bytes was hit by line noise. Both refused; a clean one decodes."""
+    for version in ("1-3:0.2.8(50)", "0-0:96.1.4(50217)"):
+        frame = p1.encode_telegram("ISK5\\2M550T-1012", [version, "1-0:1.8.1(000123.456*kWh)"],
+                                   crc=False)
+        with pytest.raises(CrcError, match="carry a CRC"):
+            dsmr.decode_telegram(frame)
+        assert dsmr.decode_telegram(frame, crc="ignore").get("1-0:1.8.1") is not None
+    old = p1.encode_telegram("ISk5\\2MT382-1004", ["1-0:1.8.1(00123.456*kWh)"], crc=False)
+    assert str(dsmr.decode_telegram(old).get("1-0:1.8.1").value) == "123.456"
+    with pytest.raises(FormatError, match="not text"):
+        dsmr.decode_telegram(old.replace(b"00123", b"0\xff123"))
+    body = b"/X\r\n\r\n0-0:96.13.0(caf\xe9)\r\n1-0:1.8.1(1*kWh)\r\n!"   # Latin-1 text ...
+    vouched = body + b"%04X\r\n" % crc16_arc(body)
+    assert dsmr.decode_telegram(vouched).get("0-0:96.13.0").value == "caf\xe9"   # ... its CRC holds
 
 
 def test_malformed_lines_are_skipped_and_noted():

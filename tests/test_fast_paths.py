@@ -167,7 +167,8 @@ def test_a_push_decodes_alike_every_time(vectors):
     again = [event_json(e) for e in StreamDecoder().feed(vector_bytes(e450))]
     for _ in range(3):   # now the capture list, codes and ids come from the caches
         assert [event_json(e) for e in decoder.feed(vector_bytes(e450))] == first == again
-    assert '"meter_id": "LGZ1030655933512"' in first[0]
+    assert len(first) == 2 and '"kind": "format"' in first[0]   # it begins with a lost push
+    assert '"meter_id": "LGZ1030655933512"' in first[1]
 
 
 def test_compact_array_of_empty_elements_is_rejected_not_endless():

@@ -188,10 +188,15 @@ def test_new_first_segment_drops_the_pending_apdu():
     first = hdlc.encode(b"\x0f" + bytes(300), max_info=100)
     second = hdlc.encode(b"\x0f" + b"\x01" * 300, max_info=100)
     reassembler = hdlc.Reassembler()
-    assert reassembler.push(first[0]) is None
-    with pytest.raises(FormatError, match="dropped"):
-        reassembler.push(second[0])  # ... which starts the new APDU
+    assert reassembler.push(first[0]) is None and reassembler.lost is None
+    assert reassembler.push(second[0]) is None   # ... which starts the new APDU
+    assert reassembler.lost == ("HDLC: an unfinished segmented APDU (97 bytes) was dropped: a new "
+                                "APDU began before its last segment")
     assert [reassembler.push(f) for f in second[1:]][-1] == b"\x0f" + b"\x01" * 300
+    reassembler.lost = None
+    whole = hdlc.encode(b"\x0f" + b"\x02" * 50)[0]   # a one-frame APDU after a dropped one is kept
+    assert reassembler.push(first[0]) is None and reassembler.push(whole) == b"\x0f" + b"\x02" * 50
+    assert "dropped" in reassembler.lost
 
 
 def test_orphan_continuation_segment_is_rejected():
@@ -199,6 +204,77 @@ def test_orphan_continuation_segment_is_rejected():
     reassembler = hdlc.Reassembler()
     with pytest.raises(FormatError, match="without its first"):
         reassembler.push(frames[1])
+
+
+def test_a_frame_that_fails_its_check_drops_the_pending_apdu():
+    frames = hdlc.encode(b"\x0f" + bytes(400), max_info=100)
+    broken = bytearray(frames[1])
+    broken[20] ^= 1
+    reassembler = hdlc.Reassembler()
+    assert reassembler.push(frames[0]) is None
+    with pytest.raises(CrcError):
+        reassembler.push(bytes(broken))
+    with pytest.raises(FormatError, match="without its first"):
+        reassembler.push(frames[2])   # not appended to what the broken frame interrupted
+
+
+GBT_APDU = b"\xdb\x08" + bytes(range(8)) + b"\x82\x01\x2c\x30" + bytes(range(256)) + bytes(44)
+
+
+def lg_frames(apdu=GBT_APDU, block_size=120, max_info=50):
+    """As L+G meters push: general-block-transfer blocks, the LLC only on the first, and each
+    block longer than an information field sent as its own run of segments."""
+    from meterkit.dlms.apdu import encode_blocks
+    blocks = encode_blocks(apdu, block_size)
+    return [hdlc.encode(block, max_info, llc=i == 0) for i, block in enumerate(blocks)]
+
+
+def test_segmented_blocks_without_llc_each_begin_an_apdu():
+    per_block = lg_frames()
+    assert len(per_block) == 3 and all(len(frames) >= 2 for frames in per_block)
+    assert all(frames[0][1] == 0xA8 and frames[0][9] == 0xE0 for frames in per_block[1:])
+    from meterkit.dlms.apdu import encode_blocks
+    assert reassemble([f for frames in per_block for f in frames]) == encode_blocks(GBT_APDU, 120)
+
+
+@pytest.mark.parametrize("head", [b"\xdb\x08", b"\x0f\x00\x00\x00\x01\x00", b"\x0f\x00\x00\x00\x01\x0c",
+                                  b"\x0f\x00\x00\x00\x01\x09\x0c", b"\xe0\x40\x00\x02\x00\x00"])
+def test_a_segment_that_starts_like_an_apdu_begins_one(head):
+    apdu = head + bytes(range(200))
+    assert reassemble(hdlc.encode(apdu, 60, llc=False)) == [apdu]
+
+
+@pytest.mark.parametrize("head", [b"\xdb\x09", b"\x0f\x00\x00\x00\x01\x02", b"\xe0\x40\x00\x02\x00\x01",
+                                  b"\x00\x03\x09\x06"])
+def test_a_continuation_after_a_lost_first_segment_is_still_refused(head):
+    frames = hdlc.encode(head + bytes(range(200)), 60, llc=False)
+    with pytest.raises(FormatError, match="without its first"):
+        hdlc.Reassembler().push(frames[0])
+    # the AM550's third segment starts with 0F, but no data-notification date-time follows
+    am550 = next(v for v in FRAMED if v["id"].endswith("iskra_am550_unencrypted_valid"))
+    third = cut(vector_bytes(am550))[0][2]
+    with pytest.raises(FormatError, match="without its first"):
+        hdlc.Reassembler().push(third)
+
+
+def test_lg_push_after_lost_frames_recovers_at_the_next_push():
+    """Every frame of an L+G push lost in turn: that push is counted, the next one decodes."""
+    from meterkit.dlms.apdu import encode_blocks, encode_notification
+    from meterkit.stream import StreamDecoder
+    pushes = []
+    for n in range(3):
+        apdu = encode_notification([("1-0:1.8.0", 1000 + n, 0, "Wh")] * 12, invoke_id=n + 1)
+        frames = [f for i, block in enumerate(encode_blocks(apdu, 120))
+                  for f in hdlc.encode(block, 50, llc=i == 0)]
+        pushes.append(frames)
+    assert all(len(frames) >= 5 for frames in pushes)
+    for lost in range(len(pushes[1])):
+        decoder = StreamDecoder(framings=("hdlc",))
+        kept = pushes[1][:lost] + pushes[1][lost + 1:]
+        events = decoder.feed(b"".join(pushes[0] + kept + pushes[2])) + decoder.flush()
+        values = [e.get("1-0:1.8.0").value for e in events if not hasattr(e, "kind")]
+        assert [str(v) for v in values] == ["1000", "1002"], lost
+        assert decoder.counts["format"] >= 1, lost
 
 
 def test_oversized_segmented_apdu_is_dropped():

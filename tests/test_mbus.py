@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import cut_frames, load_vectors, reassemble_all, run_micropython, vector_bytes
 from meterkit.errors import CrcError, DecodeError, FormatError
 from meterkit.link import mbus
+from meterkit.stream import StreamDecoder
 
 VECTORS = load_vectors()
 FRAMED = [v for v in VECTORS if v["raw_format"] == "hex" and v["raw"].startswith("68")]
@@ -121,10 +122,41 @@ def test_new_segment_zero_drops_the_pending_apdu():
     first = mbus.encode(b"\xdb" + bytes(400))
     second = mbus.encode(b"\xdb" + b"\x01" * 400)
     reassembler = mbus.Reassembler()
-    assert reassembler.push(first[0]) is None
-    with pytest.raises(FormatError, match="dropped"):
-        reassembler.push(second[0])  # ... which starts the new APDU
+    assert reassembler.push(first[0]) is None and reassembler.lost is None
+    assert reassembler.push(second[0]) is None   # ... which starts the new APDU
+    assert reassembler.lost == ("M-Bus: an unfinished APDU (%d bytes) was dropped: a new APDU "
+                                "began before its last segment" % (len(first[0]) - 11))
     assert reassembler.push(second[1]) == b"\xdb" + b"\x01" * 400
+    reassembler.lost = None
+    single = mbus.encode(b"\xdb" + b"\x02" * 100)   # a one-frame APDU after a dropped one is kept
+    assert reassembler.push(first[0]) is None and reassembler.push(single[0]) == b"\xdb" + b"\x02" * 100
+    assert "dropped" in reassembler.lost
+
+
+def test_a_frame_that_fails_its_check_drops_the_pending_apdu():
+    first, second = mbus.encode(b"\xdb" + bytes(400))
+    broken = bytearray(second)
+    broken[12] ^= 1
+    reassembler = mbus.Reassembler()
+    assert reassembler.push(first) is None
+    with pytest.raises(DecodeError, match="checksum"):
+        reassembler.push(bytes(broken))
+    with pytest.raises(FormatError, match="without segment 0"):
+        reassembler.push(second)   # not appended to what the broken frame interrupted
+    assert reassembler.lost is None and reassembler.lose("why") is None
+
+
+def test_bytes_between_segments_drop_the_apdu_in_the_stream():
+    """SC 0x20 carries no tag: one APDU's first segment and the next one's last would splice."""
+    apdus = [b"\xdb" + bytes([n]) * 300 for n in range(3)]
+    frames = [mbus.encode(apdu) for apdu in apdus]
+    for between, first in ((b"\x00" * 5, "bytes were lost between two of its segments"),
+                           (frames[0][1][:-6] + frames[1][0][7:], "were no frame: the rest of one")):
+        decoder = StreamDecoder(framings=("mbus",))
+        events = decoder.feed(frames[0][0] + between + frames[1][1] + b"".join(frames[2]))
+        messages = [e.message for e in events + decoder.flush()]
+        assert first in messages[0] and "without segment 0" in messages[1], messages
+        assert "glo-ciphering" in messages[2] and len(messages) == 3   # apdus[2], whole: no real glo APDU
 
 
 def test_segment_numbers_wrap_and_size_is_bounded():

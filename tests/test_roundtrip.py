@@ -128,6 +128,31 @@ def test_each_wrong_key_is_named():
     assert any("no tag" in w for w in reading.warnings)
 
 
+def test_without_a_tag_the_plaintext_must_parse_to_its_last_byte():
+    """No tag vouches for an SC 0x20 APDU: noise that merely begins like one is refused, not read
+    (with a tag, the same trailing bytes are the meter's own: a warning)."""
+    key, ak, title = bytes(range(16)), bytes(range(16, 32)), b"KFM\x00\x00\x00\x00\x02"
+    notification = apdu.encode_notification([("1-0:1.8.0", 42, 0, "Wh")]) + b"\x11\x22"
+    untagged = StreamDecoder(key).feed(b"".join(mbus.encode(
+        security.encode_glo(key, notification, title, 1, 0x20))))
+    assert isinstance(untagged[0], AuthError) and "2 bytes after the APDU body" in untagged[0].message
+    tagged = only_reading(StreamDecoder(key, ak).feed(b"".join(hdlc.encode(
+        security.encode_glo(key, notification, title, 2, 0x30, ak)))))
+    assert tagged.authenticated is True and tagged.warnings == ["2 bytes after the notification body"]
+
+
+def test_an_unauthenticated_smarty_telegram_must_be_whole():
+    """The tag fails with the default key (a meter with its own AK, or a damaged tag): the
+    telegram's CRC vouches for the values only when the telegram is whole."""
+    key, ak, title = bytes(range(16)), bytes(range(16, 32)), b"SAG\x00\x00\x00\x00\x03"
+    telegram = p1_telegram([("1-0:1.8.1", 1234, -3, "kWh")])
+    reading = only_reading(StreamDecoder(key).feed(security.encode_glo(key, telegram, title, 1, 0x30, ak)))
+    assert reading.authenticated is False and reading.get("1-0:1.8.1") is not None
+    cut = telegram + b"\x00garbage"   # the end of the plaintext damaged, its CRC line intact
+    events = StreamDecoder(key).feed(security.encode_glo(key, cut, title, 2, 0x30, ak))
+    assert len(events) == 1 and "not one whole telegram" in events[0].message
+
+
 def test_frames_of_every_kind_interleaved_with_garbage_in_one_stream():
     key = bytes(range(16))
     p1 = p1_telegram([("1-0:1.8.1", 1, -3, "kWh")])

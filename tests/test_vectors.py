@@ -25,8 +25,18 @@ def decode(vector, runtime="cpython", tmp_path=None, chunk=None):
     return proc.stdout
 
 
+# A capture that holds more than the frame it is about, and the error the decoder rightly prints
+# first: the E450 capture begins with blocks 1-2 of a push that the next block 1 abandons, a lost
+# push, counted as one.
+LOST_BEFORE = {"smartmeter-datacollector/lg_e450_unencrypted_valid":
+               "general-block-transfer: an unfinished transfer (2 blocks) was dropped: a new one began"}
+
+
 def check(vector, output):
     lines = parse_lines(output)
+    if vector["id"] in LOST_BEFORE:
+        assert lines[0] == {"error": {"kind": "format", "message": LOST_BEFORE[vector["id"]]}}, output
+        lines = lines[1:]
     assert len(lines) == 1, "expected one decoded frame, got:\n" + output
     decoded = lines[0]
     assert "error" not in decoded, decoded

@@ -11,7 +11,9 @@
 3. The line-rate headroom: decode time vs the time the UART needs to deliver the same frame.
 4. What the helper benches add when they are present: C module vs viper, `meterkit decode` on a
    day's capture, the dongle's path per reading (us and bytes, before and after issue 15), the
-   heap the app holds, the runtime's memory, a fleet into PostgreSQL (bench_fleet.py).
+   heap the app holds, the runtime's memory, a fleet into PostgreSQL (bench_fleet.py),
+   the recovery figure: valid frames recovered / sent over damaged streams (bench_recovery.py,
+   goal 100 %).
 """
 import json
 import os
@@ -232,7 +234,7 @@ def main():
     print("  time well below it is the line-rate headroom (unix port on a PC; an ESP32 is slower).")
 
     for extra in ("bench_c", "bench_capture", "bench_path", "bench_size", "bench_runtime",
-                  "bench_smgw", "bench_fleet"):
+                  "bench_smgw", "bench_fleet", "bench_recovery"):
         if (HERE / (extra + ".py")).exists():
             print("\n-- %s --" % extra)
             flags = ["--smallest"] if extra == "bench_runtime" else []

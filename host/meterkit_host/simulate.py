@@ -36,7 +36,11 @@ GBT_BLOCK = 110                              # a block + LLC fits one 128-byte H
 class Meter:
     """One simulated meter; `next()` -> (frame bytes, expected {OBIS: (value, unit), "timestamp"})."""
 
-    def __init__(self, profile, key=None, auth_key=None, seed=0, start=START):
+    def __init__(self, profile, key=None, auth_key=None, seed=0, start=START, gbt_block=GBT_BLOCK,
+                 llc_on_every_block=True):
+        """gbt_block, llc_on_every_block (e450): the push's general-block-transfer block size and
+        whether each block's frames carry the LLC header. Longer blocks than one information field
+        go out as their own run of HDLC segments; L+G meters put the LLC on the first block only."""
         if profile not in PROFILES:
             raise ValueError("unknown profile %r (choose from %s)" % (profile, ", ".join(sorted(PROFILES))))
         self.key, self.auth_key = _key(key), _key(auth_key)
@@ -58,6 +62,7 @@ class Meter:
         self.gas_slot = None
         self.failures = self.rng.randrange(0, 20)
         self.frames = 0
+        self.gbt_block, self.llc_on_every_block = gbt_block, llc_on_every_block
         self._solar()
 
     # ---- physics ------------------------------------------------------------------------------
@@ -231,7 +236,8 @@ class Meter:
         return values, expected
 
     def _e450(self):
-        """L+G E450 push: clock + id + registers, in general-block-transfer blocks, one per HDLC frame."""
+        """L+G E450 push: clock + id + registers, in general-block-transfer blocks (by default one
+        per HDLC frame, each with the LLC)."""
         when, _ = self.local()
         values, expected = self._dlms_values(1)
         values[:0] = [("0-0:1.0.0", datetime_bytes(when.year, when.month, when.day, when.hour,
@@ -246,8 +252,9 @@ class Meter:
         if self.key is not None:
             sc = 0x30 if self.auth_key else 0x20
             apdu = security.encode_glo(self.key, apdu, self.title, self.counter, sc, self.auth_key)
-        blocks = dlms_apdu.encode_blocks(apdu, GBT_BLOCK)
-        return [frame for block in blocks for frame in hdlc.encode(block)], expected
+        blocks = dlms_apdu.encode_blocks(apdu, self.gbt_block)
+        return [frame for i, block in enumerate(blocks)
+                for frame in hdlc.encode(block, llc=self.llc_on_every_block or i == 0)], expected
 
     def _evn(self):
         """EVN / Netz NOE: flat OBIS list, SC 0x20 (encrypted, no tag), split over M-Bus long frames."""

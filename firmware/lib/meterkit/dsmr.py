@@ -15,7 +15,7 @@ import sys
 
 from .errors import CrcError, FormatError
 from .exact import Exact
-from .link.p1 import check_crc, crc_fields
+from .link.p1 import check_crc, crc_fields, holds_binary
 from .obis import obis_bytes, obis_text
 from .reading import Reading, Value
 
@@ -29,6 +29,9 @@ METER_IDS = ("0-0:96.1.1", "0-0:96.1.0", "0-0:42.0.0", "0-0:96.1.255", "1-0:0.0.
 # tariff indicator '0002', version '42', messages, status words, error register, time and date.
 # (A string: it costs a tenth of the heap of a tuple of tuples on the device.)
 _TEXT_CODES = " 96.1 96.13 96.14 0.2 42.0 0.0 96.5 97.97 0.9 "
+
+# Versions whose telegrams always carry a CRC: DSMR 4/5 (1-3:0.2.8), Belgian e-MUCS (0-0:96.1.4).
+_CRC_VERSIONS = ("1-3:0.2.8", "0-0:96.1.4")
 
 # How a code's value group without a unit reads: a number, text, or the telegram time.
 _NUMBER, _TEXT, _TIME = 0, 1, 2
@@ -56,15 +59,19 @@ def decode_telegram(frame, crc="enforce"):
         raise FormatError("P1 telegram has no '!' end marker (cut short?)")
     reading = Reading()
     reading.source = "p1"
+    verdict = None
     if crc != "ignore":
         if crc not in ("enforce", "warn"):
             raise ValueError("crc must be 'enforce', 'warn' or 'ignore'")
-        if check_crc(data) is False:
+        verdict = check_crc(data)
+        if verdict is False:
             stated, computed = crc_fields(data)
             detail = "telegram says %s, computed %04X" % (stated, computed)
             if crc == "enforce":
                 raise CrcError("P1 CRC mismatch: " + detail)
             reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
+    if crc == "enforce" and verdict is None and holds_binary(data, 1, end):
+        raise FormatError("P1 telegram without a CRC holds bytes that are not text (line noise?)")
     try:
         text = data[:end].decode()
     except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1
@@ -74,12 +81,23 @@ def decode_telegram(frame, crc="enforce"):
         _parse_lines(lines, reading)
     if not reading.values:
         raise FormatError("P1 telegram has no readable data lines")
+    if crc == "enforce" and verdict is None:
+        _check_version(reading)
     for obis in METER_IDS:   # the best identifier the telegram states as text
         value = reading.get(obis)
         if value is not None and isinstance(value.value, str):
             reading.meter_id = value.value
             break
     return reading
+
+
+def _check_version(reading):
+    """No CRC judged this telegram: it must not state a version whose telegrams always carry one
+    (DSMR 4 and 5, e-MUCS): line noise ate it."""
+    for obis in _CRC_VERSIONS:
+        if reading.get(obis) is not None:
+            raise CrcError("P1 telegram states %s, whose telegrams carry a CRC, but has none "
+                           "(damaged?)" % obis)
 
 
 def _parse_lines(lines, reading):

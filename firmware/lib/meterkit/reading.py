@@ -25,6 +25,8 @@ class Value:
 class Reading:
     """values: list of (obis_text, Value) in the order the frame carries them."""
 
+    leftover = 0   # bytes after the APDU body that the parser did not read (and warned about)
+
     def __init__(self, meter_id=None, timestamp=None, authenticated=None):
         self.meter_id = meter_id
         self.timestamp = timestamp

@@ -10,6 +10,8 @@ plaintext a DSMR telegram) with a fixed, published AK.
 
 A tag mismatch alone cannot say which key is wrong; the plaintext can. With the right encryption
 key it is a valid APDU/telegram (so the authentication key is wrong), with a wrong one it is noise.
+Where no tag vouches for the plaintext, it must parse to its last byte: noise that merely begins
+like an APDU (a damaged frame, a false 0xDB start inside an M-Bus frame) is refused, not read.
 """
 from binascii import hexlify, unhexlify
 
@@ -213,6 +215,9 @@ class Security:
             raise AuthError(self._mismatch_message(frame, plaintext, parse))
         try:
             result = parse(plaintext)
+            if not tag_ok and frame.security_control & ENCRYPTED and getattr(result, "leftover", 0):
+                # no tag vouches for it: a parse that stops short is noise that began like an APDU
+                raise FormatError("%d bytes after the APDU body" % result.leftover)
         except (DecodeError, NeedMore) as error:
             if tag_ok or not frame.security_control & ENCRYPTED:
                 # the data is what the meter sent: its own problem is the caller's to report

@@ -1,7 +1,8 @@
 """The DLMS side of StreamDecoder: HDLC, M-Bus and 0xDB (general-glo-ciphering) framings, keys
 and APDUs. Loaded only by a decoder that looks for those framings or reads its `security` or
 `apdu`: a P1 dongle never does, and code it never runs would still cost it heap."""
-from .errors import CrcError
+from .errors import CrcError, DecodeError, FormatError
+from .stream import LOST_FRAME
 
 
 def framer(decoder, name):
@@ -29,21 +30,72 @@ def apdu(decoder):
 
 
 def _reassembled(decoder, reassembler, frame, source):
-    apdu = reassembler.push(frame)
-    return None if apdu is None else _sourced(decoder.apdu.decode(apdu), source)
+    if decoder.gap and reassembler.CONTIGUOUS:   # (a long gap the stream counted as a lost frame)
+        _note(decoder, reassembler.lose(None if decoder.gap >= LOST_FRAME else
+                                        "bytes were lost between two of its segments"))
+    try:
+        apdu = reassembler.push(frame)
+    except DecodeError:
+        _drop_blocks(decoder)   # the frame was one of them: its error counts the loss once
+        raise
+    finally:
+        _note(decoder, reassembler.lost)
+        reassembler.lost = None
+    if apdu is None:
+        return None
+    try:
+        return _sourced(decoder.apdu.decode(apdu), source)
+    finally:
+        _note(decoder, decoder.apdu.lost)
+        decoder.apdu.lost = None
+
+
+def _note(decoder, lost):
+    """A layer dropped an unfinished payload (earlier frames, no error yet): count it."""
+    if lost:
+        decoder.notes.append(FormatError(lost))
+
+
+def _drop_blocks(decoder):
+    apdu = decoder.__dict__.get("apdu")   # not created just to be told
+    if apdu is not None:
+        apdu.lose(None)
+
+
+def unfinished(decoder):
+    """What the layers still hold at the end of the input: one message per unfinished payload."""
+    messages = []
+    for name in ("hdlc", "mbus", "apdu"):
+        layer = decoder.__dict__.get(name)
+        if layer is not None:
+            for lost in (layer.lost, layer.lose("the input ended before its last part")):
+                if lost:
+                    messages.append(lost)
+            layer.lost = None
+    return messages
 
 
 def _glo(decoder, frame):
     """0xDB straight on the line: Smarty/T210-D P1 (plaintext is a telegram) or a bare APDU."""
-    from .link.p1 import check_crc
+    from .link.p1 import check_crc, frame_length
     from .security import LUXEMBOURG_AK
     result, authenticated, warnings = decoder.security.open(
         frame, lambda plaintext: _glo_plaintext(decoder, plaintext), default_auth_key=LUXEMBOURG_AK)
     if result is None:
         return None
-    if result.source == "p1" and check_crc(result.raw) is False and authenticated is not True:
-        # the tag did not vouch for this plaintext, so the telegram's own CRC must
-        raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")
+    if result.source == "p1" and authenticated is not True:
+        # the tag did not vouch for this plaintext, so the telegram must: whole, its CRC right
+        raw = result.raw
+        if check_crc(raw) is False:
+            raise CrcError("P1 CRC mismatch inside an unauthenticated encrypted frame")
+        if frame_length(raw, 0) != len(raw):
+            raise FormatError("the telegram inside an unauthenticated encrypted frame is not one "
+                              "whole telegram (the frame was damaged?)")
+    elif authenticated is not True and decoder.gap:
+        # nothing vouches for it, and it did not begin where the last frame ended: most likely the
+        # glo APDU inside a damaged HDLC or M-Bus frame, spliced from what the damage left
+        raise FormatError("an unauthenticated 0xDB frame after %d bytes that were no frame: "
+                          "taken for a piece of a damaged frame" % decoder.gap)
     result.authenticated = authenticated
     result.warnings.extend(warnings)
     result.source = "sht" if result.source == "p1" else result.source

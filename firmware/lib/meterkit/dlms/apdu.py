@@ -22,7 +22,7 @@ class ApduDecoder:
         self.push_lists = push_lists      # a pushlists.MODELS name to force, None = detect
         self._blocks = None               # bytearray of data received so far
         self._next_block = 1
-        self._dropped = 0                 # blocks of an unfinished transfer a new one replaced
+        self.lost = None                  # why an unfinished transfer was dropped (to count)
         self._repeats = []                # what axdr.decode remembers of the last push body
 
     def decode(self, apdu):
@@ -31,17 +31,21 @@ class ApduDecoder:
         tag = apdu[0] if apdu else None
         if tag == GENERAL_BLOCK_TRANSFER:
             complete = self._block_transfer(apdu)
-            return None if complete is None else self._noting_drops(self.decode(complete))
+            return None if complete is None else self.decode(complete)
         if tag == GENERAL_GLO_CIPHERING:
             return self._ciphered(apdu)
         return self.decode_plain(apdu)
 
-    def _noting_drops(self, reading):
-        if reading is not None and self._dropped:
-            reading.warnings.append("an unfinished block transfer (%d blocks) was dropped when a "
-                                    "new one began" % self._dropped)
-        self._dropped = 0
-        return reading
+    def lose(self, reason):
+        """Drop an unfinished block transfer; the message that says so (None if there was none)."""
+        blocks = self._next_block - 1
+        if self._blocks is None:
+            return None
+        self._reset()
+        if reason is None:
+            return None
+        return ("general-block-transfer: an unfinished transfer (%d blocks) was dropped: %s"
+                % (blocks, reason))
 
     def decode_plain(self, apdu):
         """An unencrypted APDU (also the plaintext security.open hands back)."""
@@ -96,9 +100,8 @@ class ApduDecoder:
         return None
 
     def _accept(self, number, data):
-        if number == 1:                     # a new transfer: forget any unfinished one
-            if self._blocks is not None:
-                self._dropped = self._next_block - 1
+        if number == 1:                     # a new transfer: drop any unfinished one, and say so
+            self.lost = self.lose("a new one began")
             self._blocks = bytearray()
             self._next_block = 1
         if self._blocks is None or number != self._next_block:
@@ -131,7 +134,8 @@ class ApduDecoder:
             reading, end = read
         reading.invoke_id = invoke_id     # long-invoke-id-and-priority, all 32 bits
         if end != len(apdu):
-            reading.warnings.append("%d bytes after the notification body" % (len(apdu) - end))
+            reading.leftover = len(apdu) - end
+            reading.warnings.append("%d bytes after the notification body" % reading.leftover)
         return reading
 
 

@@ -9,18 +9,23 @@
   A frame without an information field carries no HCS, only the FCS.
 * The first segment's information field starts with the LLC header E6 E7 00 (E6 E6 00 also seen).
   Frames with S set are followed by more segments of the same APDU; the frame without S ends it.
-  L+G meters send each general-block-transfer block as its own unsegmented frame and put the LLC
-  only on the first one, so an unsegmented frame without LLC is taken as a whole APDU.
+  L+G meters put the LLC only on the first general-block-transfer block and send each block as
+  its own frame, or, when it is long, as its own run of segments. So with nothing pending, an
+  unsegmented frame without LLC is taken as a whole APDU, and a segmented one whose information
+  starts like an APDU (a GBT block E0 .. .. .. 00 00, glo-ciphering DB 08, a data-notification 0F
+  with its date-time 00/0C/09 0C) begins one; any other segment without its first is refused.
 * Pushed UI frames carry no sequence numbers: a segment that begins with an LLC header while
   another APDU is pending is taken as a new APDU (so a continuation whose data happens to begin
   with E6 E7 00 at a segment boundary would be misread; the FCS-checked stream makes that rare).
+  The dropped APDU is reported (`Reassembler.lost`), and so is one a frame that fails its check
+  breaks: that frame's error counts it.
 
 Meters often share one flag between consecutive frames, so `frame_length` counts from the opening
 flag through the FCS and leaves the closing flag to serve as the next frame's opening flag.
 """
 from meterkit import PURE_PYTHON
 from meterkit.crc import crc16_x25
-from meterkit.errors import CrcError, FormatError
+from meterkit.errors import CrcError, DecodeError, FormatError
 
 FLAG = 0x7E
 MAX_APDU = 4096
@@ -104,29 +109,55 @@ def _starts_with_llc(buf, pos, end):
     return False
 
 
+def _starts_like_apdu(buf, pos, end):
+    """GBT block (E0, control, block number, acknowledged 0), glo-ciphering (DB 08) or
+    data-notification (0F, invoke id, date-time absent or 12 bytes)."""
+    if pos + 7 > end:
+        return False
+    tag = buf[pos]
+    if tag == 0xE0:
+        return buf[pos + 4] == 0 and buf[pos + 5] == 0
+    if tag == 0xDB:
+        return buf[pos + 1] == 8
+    when = buf[pos + 5]
+    return tag == 0x0F and (when in (0x00, 0x0C) or (when == 0x09 and buf[pos + 6] == 0x0C))
+
+
 class Reassembler:
     """Checks HDLC frames and joins segmented ones into APDUs; holds at most MAX_APDU bytes."""
 
+    CONTIGUOUS = False   # flags and stray bytes come between frames: a gap means nothing
+
     def __init__(self):
         self._pending = None  # bytearray of the APDU so far while segments are outstanding
+        self.lost = None      # why an unfinished APDU was dropped (a new one began), to count
+
+    def lose(self, reason):
+        """Drop the unfinished APDU; the message that says so (None if nothing was pending)."""
+        pending, self._pending = self._pending, None
+        if pending is None or reason is None:
+            return None
+        return ("HDLC: an unfinished segmented APDU (%d bytes) was dropped: %s"
+                % (len(pending), reason))
 
     def push(self, frame):
         """One frame (from its opening flag; closing flag optional) -> the APDU when complete."""
-        info_start, info_end = _check(frame)
+        try:
+            info_start, info_end = _check(frame)
+        except DecodeError:
+            self._pending = None   # most likely one of its segments: the APDU is broken
+            raise
         if info_start == info_end:
             return None  # a frame without information carries no data
         segmented = frame[1] & SEGMENTED
-        has_llc = _starts_with_llc(frame, info_start, info_end)
-        if self._pending is not None and has_llc:
-            self._pending = None
-            self._start(frame, info_start + 3, info_end, segmented)
-            raise FormatError("HDLC: a new APDU began before the last segment of the previous one;"
-                              " the incomplete APDU was dropped")
+        begin = info_start
+        if _starts_with_llc(frame, info_start, info_end):
+            begin += 3
+            self.lost = self.lose("a new APDU began before its last segment")
+        elif self._pending is None and segmented and not _starts_like_apdu(frame, begin, info_end):
+            raise FormatError("HDLC: a continuation segment arrived without its first segment")
         if self._pending is None:
-            if segmented and not has_llc:
-                raise FormatError("HDLC: a continuation segment arrived without its first segment")
-            return self._start(frame, info_start + 3 if has_llc else info_start, info_end,
-                               segmented)
+            return self._start(frame, begin, info_end, segmented)
         if len(self._pending) + info_end - info_start > MAX_APDU:
             self._pending = None
             raise FormatError("HDLC: segmented APDU longer than %d bytes; dropped" % MAX_APDU)
@@ -221,10 +252,11 @@ def _append_crc(out, begin):
     out.append(crc >> 8)
 
 
-def encode(apdu, max_info=DEFAULT_MAX_INFO, address=DEFAULT_ADDRESS):
+def encode(apdu, max_info=DEFAULT_MAX_INFO, address=DEFAULT_ADDRESS, llc=True):
     """APDU -> list of frames (each with both flags), LLC first, segmented beyond max_info bytes.
 
     `address` is (destination, source), each as its 1-4 wire bytes (last byte has bit 0 set).
+    llc=False leaves the LLC header out, as L+G meters do on every GBT block but the first.
     """
     dest, src = address
     _check_address(dest)
@@ -234,7 +266,7 @@ def encode(apdu, max_info=DEFAULT_MAX_INFO, address=DEFAULT_ADDRESS):
     largest = MAX_FRAME_LENGTH - (2 + len(dest) + len(src) + 1 + 4)
     if max_info < 3 or max_info > largest:
         raise FormatError("HDLC: max_info must be 3..%d for these addresses" % largest)
-    info = LLC_HEADERS[0] + bytes(apdu)
+    info = (LLC_HEADERS[0] if llc else b"") + bytes(apdu)
     frames = []
     for begin in range(0, len(info), max_info):
         last = begin + max_info >= len(info)

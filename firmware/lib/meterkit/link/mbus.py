@@ -11,8 +11,12 @@
 * Every segment carries the two transport bytes STSAP and DTSAP (0x01 0x67 in both samples)
   before its APDU part; they are dropped. The APDU is the concatenation of the parts, typically a
   general-glo-ciphering (0xDB) APDU of 260-280 bytes split as 245 + rest (L = 0xFA, then short).
+* The segments of an APDU come back to back: bytes skipped between two of them mean a frame was
+  lost (the caller says so with `lose`), which matters as SC 0x20 frames carry no tag that would
+  catch one APDU's first segment spliced to the next one's last. A dropped unfinished APDU is
+  reported (`lost`); a frame that fails its check drops it too, counted by that frame's error.
 """
-from meterkit.errors import CrcError, FormatError
+from meterkit.errors import CrcError, DecodeError, FormatError
 
 START = 0x68
 STOP = 0x16
@@ -55,13 +59,27 @@ def _checksum(buf, begin, end):
 class Reassembler:
     """Checks long frames and joins DLMS segments in order; holds at most MAX_APDU bytes."""
 
+    CONTIGUOUS = True   # nothing comes between an APDU's segments
+
     def __init__(self):
         self._pending = None  # bytearray of the APDU so far
         self._next = 0  # segment number expected next
+        self.lost = None  # why an unfinished APDU was dropped (a new one began), to count
+
+    def lose(self, reason):
+        """Drop the unfinished APDU; the message that says so (None if nothing was pending)."""
+        pending, self._pending = self._pending, None
+        if pending is None or reason is None:
+            return None
+        return "M-Bus: an unfinished APDU (%d bytes) was dropped: %s" % (len(pending), reason)
 
     def push(self, frame):
         """One long frame -> the APDU when its last segment arrives, else None."""
-        _check(frame)
+        try:
+            _check(frame)
+        except DecodeError:
+            self._pending = None   # most likely one of its segments: the APDU is broken
+            raise
         ci = frame[6]
         if ci > 0x1F:
             raise FormatError("M-Bus: CI 0x%02X is not a DLMS segment (0x00-0x1F)" % ci)
@@ -82,16 +100,9 @@ class Reassembler:
 
     def _first(self, number, part, last):
         """Segment 0 starts an APDU; a pending one it interrupts is dropped and reported."""
-        dropped = self._pending is not None
-        self._pending = None
+        self.lost = self.lose("a new APDU began before its last segment")
         if number != 0:
             raise FormatError("M-Bus: segment %d arrived without segment 0" % number)
-        if dropped:
-            if not last:  # keep the new APDU going
-                self._pending = bytearray(part)
-                self._next = 1
-            raise FormatError("M-Bus: a new APDU began before the last segment of the previous"
-                              " one; the incomplete APDU was dropped")
         self._pending = bytearray(part)
         self._next = 0
         return self._advance(last)

@@ -3,8 +3,16 @@
     /ISK5\\2M550T-1012 CR LF  CR LF  1-0:1.8.1(002130.115*kWh) CR LF ... !56DD CR LF
 
 The CRC covers '/' through '!' inclusive and is sent as four hex digits. DSMR 2.2/3 meters and
-some gateways send a bare '!'; a few meters drop leading zeros ('!B9F'); some saved captures cut the
-checksum line short ('!21').
+some gateways send a bare '!'; a few meters drop leading zeros ('!B9F'). A checksum cut short
+('!21' where the meter sent '!2154') is a mismatch: on a lossy line, that is what damage looks like.
+
+Lost bytes (a UART overrun, a loose cable) cost only the telegram they hit. Every telegram begins
+with its header line and an empty line, and no data line is followed by an empty line, so a '/'
+that begins such a pair inside an unfinished telegram, wherever the cut fell (mid-line, after a
+CR, in the header, between '!' and CR LF), starts the next telegram: the one before it is handed
+on without its '!' and refused as cut short (`format`). With its header intact, a telegram that
+line noise filled with binary bytes is still a telegram (its CRC refuses it). And an end line
+after some lines of text but no start is what is left of a telegram whose '/' was lost: counted.
 """
 from .. import PURE_PYTHON
 from ..crc import crc16_arc
@@ -23,7 +31,10 @@ del _byte
 
 
 def frame_length(buf, start):
-    """Length of the telegram starting at buf[start] (a '/'); 0 = need more bytes; -1 = not one."""
+    """Length of the telegram starting at buf[start] (a '/'); 0 = need more bytes; -1 = not one.
+
+    A telegram cut short (a new one began inside it, or its end line broke off) ends where the cut
+    is: the frame has no '!', which the decoder reports."""
     size = len(buf)
     if start >= size:
         return 0
@@ -32,11 +43,37 @@ def frame_length(buf, start):
     limit = min(size, start + MAX_TELEGRAM)
     bang = buf.find(b"!", start + 1, limit)
     end = limit if bang < 0 else bang
-    if _has_binary(_TEXT, buf, start + 1, end) or buf.find(b"\n/", start, end) >= 0:
-        return -1   # binary data, or a new telegram began: this one was cut short
+    cut = _next_header(buf, start + 1, end)
+    stop = end if cut < 0 else cut
+    if _has_binary(_TEXT, buf, start + 1, stop) and _header_end(buf, start, stop) < 0:
+        return -1   # binary data, not P1
+    if cut >= 0:
+        return cut - start
     if bang < 0:
         return -1 if limit == start + MAX_TELEGRAM else 0
-    return _trailer_length(buf, start, bang + 1)
+    n = _trailer_length(buf, start, bang + 1)
+    return bang - start if n < 0 else n
+
+
+def _header_end(buf, at, end):
+    """Index after the header line at buf[at] ('/', text, LF) and the empty line after it; -1 if
+    these are not (yet) there before `end`."""
+    eol = buf.find(b"\n", at, end)
+    if eol < 0 or _has_binary(_TEXT, buf, at + 1, eol):
+        return -1
+    i = eol + 1
+    if i < end and buf[i] == 0x0D:
+        i += 1
+    return i + 1 if i < end and buf[i] == 0x0A else -1
+
+
+def _next_header(buf, begin, end):
+    """Where the first telegram start (a '/' beginning a header line and an empty line) lies in
+    buf[begin:end]; -1 for none. A '/' inside a value ('(A/B)') starts no such pair."""
+    at = buf.find(b"/", begin, end)
+    while at >= 0 and _header_end(buf, at, end) < 0:
+        at = buf.find(b"/", at + 1, end)
+    return at
 
 
 def _has_binary_python(text, buf, start, end):
@@ -66,6 +103,11 @@ else:
         pass
 
 
+def holds_binary(buf, start, end):
+    """True if buf[start:end] holds a byte that P1 text does not."""
+    return _has_binary(_TEXT, buf, start, end)
+
+
 def _trailer_length(buf, start, i):
     """After '!': up to four hex digits, then CR LF (or a bare LF)."""
     size = len(buf)
@@ -81,6 +123,26 @@ def _trailer_length(buf, start, i):
     if i + 1 >= size:
         return 0
     return i + 2 - start if buf[i + 1] == 0x0A else -1
+
+
+# An end line after at least this many bytes that no telegram start claimed: what is left of a
+# telegram. A stray copy of a telegram's last bytes between two telegrams is shorter: noise.
+ORPHAN_BODY = 64
+
+
+def orphan_end_length(buf, start):
+    """Framer for '!': an end line at a line start after ORPHAN_BODY bytes that no telegram start
+    claimed, i.e. a telegram whose start was lost (line noise may have hit the rest of it too).
+    Its length (the end line, or just the '!' when the line broke off), 0 = need more bytes,
+    -1 = not that."""
+    if start < ORPHAN_BODY or buf[start - 1] != 0x0A:
+        return -1
+    n = _trailer_length(buf, start, start + 1)
+    return 1 if n < 0 else n
+
+
+def refuse_orphan_end(line):
+    raise FormatError("P1 telegram without its start: its '/' header line was lost")
 
 
 def crc_fields(frame):
@@ -105,14 +167,9 @@ def check_crc(frame):
     if not stated:
         return None
     try:
-        matches = int(stated, 16) == computed   # accepts lowercase and unpadded ('B9F')
+        return int(stated, 16) == computed   # accepts lowercase and unpadded ('B9F')
     except ValueError:
         return False
-    if matches:
-        return True
-    if len(stated) < 3:
-        return None   # a checksum line cut short in a saved capture ('!21'): nothing to judge
-    return False
 
 
 def __getattr__(name):
