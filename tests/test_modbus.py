@@ -362,3 +362,16 @@ print(reading.get("1-0:32.7.0").value, len(reading.values))
 """
     out = run_micropython(code).split()
     assert out == ["230.1", "53"]   # 45 registers, 8 of them split in two
+
+
+def test_exception_answers_are_named_on_micropython():
+    code = """
+from meterkit.modbus import poll, regmap, rtu
+m = poll.Meter(regmap.load("sdm120"), 1)
+bus = poll.Bus([m])
+ev = bus.answer(bus.poll(0), rtu.exception_response(1, 4, 2), 0)
+print(ev[0][0], ev[0][2].kind, ev[0][2].code, m.stats["exception"])
+print(ev[0][2].message)
+"""
+    out = run_micropython(code).splitlines()
+    assert out == ["error exception 2 1", "slave 1: exception 2 (illegal data address) to function 4"]

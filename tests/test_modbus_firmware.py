@@ -86,7 +86,9 @@ def test_config_checks_the_modbus_fields():
     assert "meter.modbus: 'sdm999': the models are sdm630, sdm530, sdm230, sdm120, sdm72dm, abb_b23" in errors
     assert any(e.startswith("meter.line: must be empty or like '19200 8E1'") for e in errors)
     assert any(e.startswith("meter.intervals: must be name=seconds") for e in errors)
-    assert "meter.modbus: the modbus profile needs its meters, e.g. sdm630:1" in errors
+    assert len([e for e in errors if e.startswith("meter.modbus:")]) == 1   # the reason, once
+    cfg, errors = config.validate({"meter": {"profile": "modbus"}})
+    assert errors == ["meter.modbus: the modbus profile needs its meters, e.g. sdm630:1"]
     cfg, errors = config.validate({"meter": {"profile": "modbus", "modbus": "sdm630:1 sdm120:1"}})
     assert "meter.modbus: slave 1 is listed twice" in errors
     cfg, errors = config.validate({"meter": {"profile": "modbus", "modbus": "sdm630:1:heatpump b23:7"}})

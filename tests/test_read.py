@@ -270,7 +270,7 @@ def test_config_defaults_and_names():
 def test_config_errors_name_the_field():
     assert problems({"sources": [{"port": "/dev/x", "profile": "dsmr5", "prot": 1}], "stdout": True,
                      "mqt": {}}) == [
-        "mqt: unknown field (known: sources, gateways, mqtt, recorder, stdout)",
+        "mqt: unknown field (known: sources, gateways, mqtt, recorder, telegram, stdout)",
         "sources[0].prot: unknown field (known: name, port, profile, key, auth_key, line, slave, meters, intervals, timeout_ms, retry_s)"]
     assert problems({"sources": [{"port": "/dev/x", "profile": "dsmr9", "key": "12"}], "stdout": 1}) == [
         "sources[0].profile: must be one of " + ", ".join(hostconfig.profile_names()),
@@ -281,7 +281,7 @@ def test_config_errors_name_the_field():
         "sources[0].key: the smarty profile needs the meter's key",
         "sources[1].name: 'x' is used twice (names must differ)",
         "sources[1].port: /dev/x is read twice",
-        "(document): no sink: set mqtt, recorder or stdout = true"]
+        "(document): no sink: set mqtt, recorder, telegram or stdout = true"]
     assert problems(dict(GOOD, mqtt={"url": "http://broker"}, recorder={"url": "mysql://x"})) == [
         "mqtt.url: must look like mqtt://[user:password@]host[:port] (or mqtts:// for TLS)",
         "recorder.url: must be sqlite:///path/readings.db or postgresql://[user@]host/db"]

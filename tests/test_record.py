@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -339,3 +340,108 @@ def test_unreachable_broker_is_retried_until_it_comes(tmp_path):
             wait_until(lambda: count_rows(url) == 1)
     finally:
         recorder.stop()
+
+
+# -- the three-phase submeter dashboards, on readings the Modbus codec made from the simulator ----
+
+SUBMETER_PANELS = ["Voltage", "Current", "Active power (import +, export -)", "Apparent power",
+                   "Reactive power (import +, export -)", "Power factor", "Frequency",
+                   "Energy per day", "Voltage THD", "Current THD"]
+# one series of each panel: (panel, series), the simulator's value for it (simulate_modbus.KNOWN)
+SUBMETER_SHOWS = {("Voltage", "L1"): "230.1", ("Current", "N"): "0.4",
+                  ("Active power (import +, export -)", "L1"): "1200.5",
+                  ("Active power (import +, export -)", "L2"): "-340.25",
+                  ("Active power (import +, export -)", "total"): "872.35",
+                  ("Apparent power", "L3"): "15",
+                  ("Reactive power (import +, export -)", "L2"): "-20.5",
+                  ("Power factor", "L2"): "-0.97", ("Power factor", "total"): "0.95",
+                  ("Frequency", "f"): "49.98", ("Voltage THD", "L3"): "2.4",
+                  ("Current THD", "L3"): "20.1", ("Energy per day", "import"): "4.5",
+                  ("Energy per day", "export"): "0"}
+
+
+def submeter_dashboard(kind):
+    return json.loads((GRAFANA / "dashboards" / ("meterkit-submeter-%s.json" % kind)).read_text())
+
+
+def _filled_with_a_submeter(url):
+    """Two readings of a simulated SDM630 (slave 1) five minutes apart, through the real codec
+    and polling plan, and a DSMR meter beside it (which the meter picker leaves out)."""
+    from meterkit.modbus import poll, regmap
+    from meterkit_host.simulate_modbus import BusSim, Slave
+    slave = Slave(regmap.load("sdm630"), 1)
+    wire, bus = BusSim([slave]), poll.Bus([poll.Meter(slave.map, 1)])
+    store = open_store(url)
+    for minutes, energy in ((0, "12345.67"), (5, "12350.17")):
+        slave.set("energy_in", energy)
+        now, events = minutes * 60000, []
+        request = bus.poll(now)
+        while request is not None:
+            events += bus.answer(request, wire.feed(request.frame)[0], now)
+            request = bus.poll(now)
+        [reading] = [r for kind, _, r in events if kind == "reading"]
+        store.store_reading(reading, received=T0 + 3600 + minutes * 60)
+    store.store_reading(sample())
+    store.close()
+
+
+def _submeter_results(run, kind):
+    """{(panel, series): [values]} for every target of the dashboard."""
+    results = {}
+    board = submeter_dashboard(kind)
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            sql = (target.get("rawSql") or target["queryText"]).replace("$meter", "sdm630-1")
+            series = re.search(r'AS "([^"]+)" FROM', sql).group(1)
+            results[(panel["title"], series)] = [row[-1] for row in run(sql)]
+    picker = board["templating"]["list"][0]["definition"]
+    return results, [row[0] for row in run(picker)]
+
+
+def test_submeter_dashboards_match_the_provisioned_datasources():
+    for kind, type_ in (("sqlite", "frser-sqlite-datasource"),
+                        ("postgresql", "grafana-postgresql-datasource")):
+        board = submeter_dashboard(kind)
+        assert board["uid"] == "meterkit-submeter-" + kind
+        assert [p["title"] for p in board["panels"]] == SUBMETER_PANELS
+        sources = [p["datasource"] for p in board["panels"]] + [
+            t["datasource"] for p in board["panels"] for t in p["targets"]] + [
+            board["templating"]["list"][0]["datasource"]]
+        assert {(s["uid"], s["type"]) for s in sources} == {("meterkit-" + kind, type_)}
+    sqlite_board, pg_board = submeter_dashboard("sqlite"), submeter_dashboard("postgresql")
+    assert [[t["refId"] for t in p["targets"]] for p in sqlite_board["panels"]] == \
+        [[t["refId"] for t in p["targets"]] for p in pg_board["panels"]]
+
+
+def test_submeter_dashboard_sql_runs_on_sqlite(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "s.db")
+    _filled_with_a_submeter(url)
+    db = sqlite3.connect(str(tmp_path / "s.db"))
+
+    def run(sql):
+        sql = sql.replace("$__unixEpochFrom()", str(T0))
+        sql = sql.replace("$__unixEpochTo()", str(T0 + 86400))
+        return db.execute(sql).fetchall()
+    results, meters = _submeter_results(run, "sqlite")
+    assert meters == ["sdm630-1"]
+    assert all(len(values) == (1 if panel == "Energy per day" else 2)
+               for (panel, _), values in results.items()), results
+    for key, text in SUBMETER_SHOWS.items():
+        assert results[key][0] == float(text), key
+
+
+def test_submeter_dashboard_sql_runs_on_postgres(postgres):
+    import psycopg
+    _filled_with_a_submeter(postgres)
+    with psycopg.connect(postgres) as db:
+        db.execute("SET timezone = 'UTC'")
+
+        def run(sql):
+            return db.execute(sql.replace("$__timeFilter(time)", "time BETWEEN to_timestamp(%d) "
+                                          "AND to_timestamp(%d)" % (T0, T0 + 86399))).fetchall()
+        results, meters = _submeter_results(run, "postgresql")
+    assert meters == ["sdm630-1"]
+    assert all(len(values) == (1 if panel == "Energy per day" else 2)
+               for (panel, _), values in results.items()), results
+    for key, text in SUBMETER_SHOWS.items():    # NUMERIC: the meter's digits, exactly
+        assert results[key][0].normalize() == Decimal(text).normalize(), key

@@ -11,7 +11,8 @@ MASK = "********"
 AUTH_ROUTES = (("GET", "/api/live"), ("GET", "/api/history?range=hour"), ("GET", "/api/config"),
                ("POST", "/api/config"), ("GET", "/api/wifi/scan"), ("POST", "/api/test/wifi"),
                ("POST", "/api/test/mqtt"), ("POST", "/api/test/keys"), ("GET", "/api/backup"),
-               ("POST", "/api/restore"), ("POST", "/api/factory-reset"), ("POST", "/api/reboot"))
+               ("POST", "/api/restore"), ("POST", "/api/factory-reset"), ("POST", "/api/reboot"),
+               ("GET", "/api/modbus/models"), ("POST", "/api/test/modbus"))
 SECRETS = {"wifi": {"ssid": "home", "password": "wifi-secret-42"},
            "mqtt": {"host": "127.0.0.1", "user": "u", "password": "mqtt-secret-43"},
            "meter": {"key": SMARTY_KEY, "auth_key": "00112233445566778899AABBCCDDEEF1",

@@ -5,7 +5,10 @@
 
 const PROFILES = [["auto", "Detect automatically"], ["dsmr5", "DSMR 5 (NL, BE e-MUCS)"],
   ["dsmr22", "DSMR 2.2 / 3 (older NL)"], ["smarty", "Smarty (LU, encrypted P1)"],
-  ["mbus_dlms", "DLMS over M-Bus (AT)"], ["hdlc_dlms", "DLMS over HDLC (CH, NO, SE)"]];
+  ["mbus_dlms", "DLMS over M-Bus (AT)"], ["hdlc_dlms", "DLMS over HDLC (CH, NO, SE)"],
+  ["modbus", "Modbus meters on RS485 (Eastron SDM, ABB B23)"]];
+const BAUDS = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
+const FRAMES = ["8N1", "8E1", "8O1", "8N2"];
 
 const KEY_HINT = "32 hex digits from your grid operator, or empty. Luxembourg (Smarty) needs only " +
   "the encryption key; Austria needs both; Dutch and Belgian P1 ports need none.";
@@ -19,6 +22,13 @@ const FORM = [   // [legend, test, [[name, label, type, hint, attributes]]]
     ["meter.profile", "Meter type", "select", ""],
     ["meter.key", "Encryption key", "key", KEY_HINT],
     ["meter.auth_key", "Authentication key", "key", "Only if your operator gave you one."]]],
+  ["Modbus meters", "modbus", [   // shown for profile modbus; the rows fill the hidden fields
+    ["meter.modbus", "", "hidden", ""],
+    ["meter.line", "", "hidden", ""],
+    ["meter.intervals", "Read intervals", "text", "Seconds per quantity, e.g. voltage=10 " +
+     "current=5 energy=300; empty: those, power 5 s, the rest 60 s.", {maxlength: 256}],
+    ["meter.modbus_timeout_ms", "Answer timeout (ms)", "number", "How long a meter may take " +
+     "to answer.", {min: 20, max: 10000, inputmode: "numeric"}]]],
   ["MQTT broker", "mqtt", [
     ["mqtt.host", "Broker host", "text", "Name or IP address; empty turns MQTT off."],
     ["mqtt.port", "Port", "number", "", {min: 1, max: 65535, inputmode: "numeric"}],
@@ -45,6 +55,11 @@ const CHECKS = {
   "meter.key": hex32,
   "meter.auth_key": hex32,
   "mqtt.host": (v) => /^[A-Za-z0-9._:-]*$/.test(v) ? "" : "must be a host name or IP address",
+  "meter.intervals": (v) => v.split(/\s+/).filter(Boolean).every((e) =>
+    /^[A-Za-z0-9_-]{1,32}=[0-9]+$/.test(e) && e.split("=")[1] >= 1 && e.split("=")[1] <= 86400) ?
+    "" : "must be name=seconds entries like voltage=10 (1..86400 s)",
+  "meter.modbus_timeout_ms": (v) => /^[0-9]+$/.test(v) && v >= 20 && v <= 10000 ? "" :
+    "must be 20..10000",
   "mqtt.port": (v) => /^[0-9]+$/.test(v) && v >= 1 && v <= 65535 ? "" : "must be 1..65535",
   "mqtt.ca_cert": (v) => !v.trim() || /^-----BEGIN CERTIFICATE-----[^]*-----END CERTIFICATE-----$/
     .test(v.trim()) ? "" : "must be empty or a PEM certificate (-----BEGIN CERTIFICATE----- ...)",
@@ -57,6 +72,8 @@ function field(name, label, type, hint, attributes) {
   const id = "f-" + name.replace(".", "-");
   const attrs = Object.assign({id: id, name: name, "aria-describedby": "err-" + name}, attributes);
   let input;
+  if (type === "hidden") return el("div", {}, el("input", {type: "hidden", id: id, name: name}),
+    el("p", {class: "error", id: "err-" + name}));
   if (type === "select") {
     input = el("select", attrs, ...PROFILES.map(([value, text]) => el("option", {value: value}, text)));
   } else if (type === "textarea") {
@@ -84,7 +101,9 @@ function buildForm(form, saveLabel) {
   for (const [legend, test, fields] of FORM) {
     const set = el("fieldset", {}, el("legend", {}, legend));
     for (const spec of fields) set.append(field(...spec));
-    if (test) {
+    if (test === "modbus") {
+      modbusFields(form, set);
+    } else if (test) {
       set.append(el("button", {type: "button", class: "secondary", "data-test": test},
         "Test " + (test === "keys" ? "keys" : legend)), el("output", {class: "msg", id: "test-" + test,
         "aria-live": "polite"}));
@@ -98,6 +117,7 @@ function buildForm(form, saveLabel) {
     const test = event.target.dataset.test;
     if (test) runTest(form, test);
   });
+  form.elements["meter.profile"].addEventListener("change", () => showProfile(form));
   const file = el("input", {type: "file", id: "ca-file", accept: ".pem,.crt,.cer"});
   file.addEventListener("change", async () => {
     if (file.files[0]) form.elements["mqtt.ca_cert"].value = await file.files[0].text();
@@ -132,7 +152,7 @@ function values(form) {   // the form as a config document (admin.confirm stays 
     const [section, key] = (input.name || "").split(".");
     if (!key || key === "confirm") continue;
     const value = input.type === "checkbox" ? input.checked :
-      key === "port" ? Number(input.value) : input.value.trim();
+      input.type === "number" ? Number(input.value) : input.value.trim();
     (doc[section] = doc[section] || {})[key] = value;
   }
   return doc;
@@ -149,6 +169,8 @@ function check(form, setup) {   // {field: why} for what the dongle would refuse
     errors["meter.key"] = "the smarty profile needs the meter's key";
   }
   if (doc.meter.auth_key && !doc.meter.key) errors["meter.auth_key"] = "set only together with the key";
+  const bus = doc.meter.profile === "modbus" && checkMeters();
+  if (bus) errors["meter.modbus"] = bus;
   if (setup && !doc.admin.password) errors["admin.password"] = "choose a password for these pages";
   if (doc.admin.password !== form.elements["admin.confirm"].value) {
     errors["admin.confirm"] = "the two passwords differ";
@@ -199,6 +221,7 @@ async function configForm(saveLabel, setup) {   // the form, filled from the don
   buildForm(form, saveLabel);
   const r = await api("/api/config");
   if (r.ok) fill(form, r.data);
+  showProfile(form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (await save(form, setup) && setup) joining(form);
@@ -222,6 +245,123 @@ async function joining(form) {   // after the setup: wait for normal mode, log i
       ip ? " — on your home network at http://" + ip + "/" : "");
     return;
   }
+}
+
+// -- Modbus: a row per meter (model, slave id, name, test) and the line, into hidden fields ----
+
+let models = null, loading = null, rows = 0;   // the maps the dongle ships, asked for once
+
+function modbusFields(form, set) {
+  set.id = "modbus";
+  const [meters, line] = set.querySelectorAll("div");   // the hidden fields' error boxes
+  const add = el("button", {type: "button", class: "secondary", id: "mb-add"}, "Add a meter");
+  add.addEventListener("click", () => { meterRow({}); syncModbus(form); });
+  meters.before(el("div", {id: "mb-meters"}), add);
+  const baud = el("select", {id: "mb-baud"}, el("option", {value: ""}, "The meter's factory line"),
+    ...BAUDS.map((b) => el("option", {value: b}, b + " baud")));
+  const frame = el("select", {id: "mb-frame"}, ...FRAMES.map((f) => el("option", {value: f}, f)));
+  line.before(el("div", {class: "row"}, el("div", {}, el("label", {for: "mb-baud"}, "Bus speed"),
+    baud), el("div", {}, el("label", {for: "mb-frame"}, "Data, parity, stop"), frame)),
+  el("p", {class: "hint"}, "Every meter on the bus must be set to the same line."));
+  for (const kind of ["change", "input"]) {
+    set.addEventListener(kind, (event) => {
+      syncModbus(form);
+      if (event.target.closest("#mb-meters")) $("err-meter.modbus").textContent = "";
+    });
+  }
+}
+
+async function showProfile(form) {   // Modbus meters need no keys, the others no bus
+  const modbus = form.elements["meter.profile"].value === "modbus";
+  $("modbus").hidden = !modbus;
+  for (const name of ["meter.key", "meter.auth_key"]) {
+    form.elements[name].parentNode.hidden = modbus;
+  }
+  form.querySelector("[data-test=keys]").hidden = $("test-keys").hidden = modbus;
+  if (!modbus || loading) return;
+  loading = api("/api/modbus/models");
+  models = (await loading).data.models || [];
+  const [baud, frame] = form.elements["meter.line"].value.split(" ");
+  if (baud && !BAUDS.includes(Number(baud))) $("mb-baud").append(el("option", {value: baud}, baud));
+  $("mb-baud").value = baud || "";
+  $("mb-frame").value = frame || "8N1";
+  for (const entry of form.elements["meter.modbus"].value.split(/\s+/).filter(Boolean)) {
+    const [model, slave, id] = entry.split(":");
+    meterRow({model: model, slave: slave, id: id});
+  }
+  if (!rows) meterRow({});
+  syncModbus(form);
+}
+
+function meterRow(meter) {   // ids mb-model-N, mb-slave-N, mb-id-N, mb-test-N, mb-result-N
+  const n = rows++, id = (part) => "mb-" + part + "-" + n;
+  const model = el("select", {id: id("model")},
+    ...models.map((m) => el("option", {value: m.model}, m.name)));
+  if (meter.model && !models.some((m) => m.model === meter.model)) {   // an alias (b23) kept
+    model.append(el("option", {value: meter.model}, meter.model));
+  }
+  model.value = meter.model || "sdm630";
+  const next = document.querySelectorAll("#mb-meters .meter").length + 1;
+  const slave = el("input", {id: id("slave"), type: "number", min: 1, max: 247,
+    inputmode: "numeric", value: meter.slave || next});
+  const name = el("input", {id: id("id"), type: "text", maxlength: 64, autocapitalize: "none",
+    spellcheck: "false", placeholder: "model-slave", value: meter.id || ""});
+  const test = el("button", {type: "button", class: "secondary", id: id("test")}, "Test");
+  const remove = el("button", {type: "button", class: "secondary", id: id("remove")}, "Remove");
+  const row = el("div", {class: "meter"}, el("div", {class: "row"},
+    el("div", {}, el("label", {for: id("model")}, "Model"), model),
+    el("div", {}, el("label", {for: id("slave")}, "Slave id"), slave)),
+    el("label", {for: id("id")}, "Name in the topics (optional)"), name, test, remove,
+    el("output", {class: "msg", id: id("result"), "aria-live": "polite"}));
+  row.addEventListener("input", () => say(id("result"), null, ""));   // that answer is old now
+  row.addEventListener("change", () => say(id("result"), null, ""));
+  remove.addEventListener("click", () => {
+    const form = row.closest("form");
+    row.remove();
+    syncModbus(form);
+  });
+  test.addEventListener("click", async () => {   // one register read from that meter, now
+    say(id("result"), null, "Testing…");
+    const r = await api("/api/test/modbus", {model: model.value, slave: Number(slave.value),
+      line: row.closest("form").elements["meter.line"].value});
+    say(id("result"), r.data.ok, r.data.message || r.data.error ||
+      "no answer (HTTP " + r.status + ")");
+  });
+  $("mb-meters").append(row);
+}
+
+function busMeters() {   // [{model, slave, id}] as the rows say
+  return [...document.querySelectorAll("#mb-meters .meter")].map((row) => {
+    const [model, slave, id] = row.querySelectorAll("select, input");
+    return {model: model.value, slave: slave.value.trim(), id: id.value.trim()};
+  });
+}
+
+function syncModbus(form) {   // the rows as meter.modbus ("sdm630:1 sdm120:2:wallbox"), meter.line
+  form.elements["meter.modbus"].value = busMeters().map((m) =>
+    m.model + ":" + m.slave + (m.id ? ":" + m.id : "")).join(" ");
+  form.elements["meter.line"].value = $("mb-baud").value ?
+    $("mb-baud").value + " " + $("mb-frame").value : "";
+  const first = models && models.find((m) => m.model === (busMeters()[0] || {}).model);
+  $("mb-baud").options[0].textContent = "The first meter's factory line" +
+    (first ? " (" + first.line + ")" : "");
+}
+
+function checkMeters() {   // why the dongle would refuse the rows, mirroring config.modbus_meters
+  const meters = busMeters(), seen = [];
+  if (!meters.length) return "add the meters on the bus (model and slave id)";
+  for (let i = 0; i < meters.length; i++) {
+    const m = meters[i];
+    if (!/^[0-9]+$/.test(m.slave) || m.slave < 1 || m.slave > 247) {
+      return "meter " + (i + 1) + ": the slave id must be 1..247";
+    }
+    if (!/^[A-Za-z0-9_-]*$/.test(m.id)) {
+      return "meter " + (i + 1) + ": the name may have letters, digits, - and _";
+    }
+    if (seen.includes(Number(m.slave))) return "slave " + m.slave + " is listed twice";
+    seen.push(Number(m.slave));
+  }
+  return "";
 }
 
 function initSetup() { configForm("Save and connect", true); }

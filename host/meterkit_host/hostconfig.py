@@ -24,6 +24,9 @@ A document (TOML shown; JSON has the same shape):
     url = "mqtt://user:password@broker:1883"   # mqtts:// for TLS
     [recorder]
     url = "sqlite:////var/lib/meterkit/readings.db"
+    [telegram]                                 # alerts and /status (telegram_sink.py)
+    token = "123456789:AAF…"
+    chat_id = 123456789
 
 Every field is checked with the firmware's checks (dongle.config); an unknown key is refused with
 its path ("sources[1].prot: unknown field"), so a typo never silently does nothing.
@@ -33,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from dongle.config import boolean, hex_key, made_of, number, text, topic
 
-from . import modbus_config, sources
+from . import modbus_config, sources, telegram_sink
 
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 
@@ -119,8 +122,10 @@ def validate(doc):
     problems = []
     if not isinstance(doc, dict):
         raise ConfigError(["(document): must be a table/object"])
-    _refuse_unknown(doc, ("sources", "gateways", "mqtt", "recorder", "stdout"), "", problems)
-    config = {"sources": [], "gateways": [], "mqtt": None, "recorder": None, "stdout": False}
+    _refuse_unknown(doc, ("sources", "gateways", "mqtt", "recorder", "telegram", "stdout"), "",
+                    problems)
+    config = {"sources": [], "gateways": [], "mqtt": None, "recorder": None, "telegram": None,
+              "stdout": False}
     given = doc.get("sources", [] if "gateways" in doc else None)   # gateways alone will do
     if not isinstance(given, list) or not (given or "gateways" in doc):
         problems.append("sources: must be a list of at least one meter (port, profile, ...)")
@@ -130,7 +135,8 @@ def validate(doc):
     if "gateways" in doc:   # Smart Meter Gateways (smgw/config.py)
         from .smgw.config import gateways
         config["gateways"] = gateways(doc["gateways"], problems, state_dir())
-    for name, fields in (("mqtt", MQTT), ("recorder", RECORDER)):
+    for name, fields in (("mqtt", MQTT), ("recorder", RECORDER),
+                         ("telegram", telegram_sink.FIELDS)):
         if name in doc:
             config[name] = _section(doc[name], fields, name, problems)
     if "stdout" in doc:
@@ -189,8 +195,8 @@ def _cross_checks(config):
         if source["auth_key"] and not source["key"]:
             problems.append("%s.auth_key: set only together with key" % where)
         problems += modbus_config.cross_check(source, where)
-    if not (config["mqtt"] or config["recorder"] or config["stdout"]):
-        problems.append("(document): no sink: set mqtt, recorder or stdout = true")
+    if not (config["mqtt"] or config["recorder"] or config["telegram"] or config["stdout"]):
+        problems.append("(document): no sink: set mqtt, recorder, telegram or stdout = true")
     mqtt = config["mqtt"]
     if mqtt is not None and not mqtt["spool"]:
         mqtt["spool"] = os.path.join(state_dir(), "spool")

@@ -74,6 +74,9 @@ def build_sinks(config, stdout=None):
         sinks.append(MqttSink(config["mqtt"]))
     if config["recorder"]:
         sinks.append(RecorderSink(config["recorder"]["url"]))
+    if config["telegram"]:
+        from .telegram_sink import TelegramSink
+        sinks.append(TelegramSink(config["telegram"]))
     if config["stdout"]:
         sinks.append(StdoutSink(stdout))
     return sinks

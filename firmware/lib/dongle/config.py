@@ -244,7 +244,8 @@ def validate(doc):
                     config[section][name] = check(given[name])
                 except ValueError as e:
                     errors.append("%s.%s: %s" % (section, name, e))
-    return config, errors + _cross_checks(config)
+    named = [e.split(": ", 1)[0] for e in errors]   # a field refused says why; not the default
+    return config, errors + [e for e in _cross_checks(config) if e.split(": ", 1)[0] not in named]
 
 
 def _cross_checks(config):

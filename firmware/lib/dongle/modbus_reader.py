@@ -52,6 +52,7 @@ class ModbusReader:
         self.finite, self.on_reading = finite, on_reading
         self.silence_ms = -(-rtu.silence_us(self.line) // 1000)
         self.wake = asyncio.Event()
+        self.lock = asyncio.Lock()  # the bus: held per transaction (the setup page's test too)
         self.ended = False
         self.publisher, self.base = None, "smartmeter"
         self.status = {}            # meter id -> b"online" | b"offline"
@@ -79,11 +80,13 @@ class ModbusReader:
             if request is None:
                 await asyncio.sleep_ms(min(self.bus.wait_ms(now), 100))
                 continue
-            answer = await self._transact(request)
-            self._handle(self.bus.answer(request, answer, ticks_ms()))
-            await asyncio.sleep_ms(self.silence_ms)
+            async with self.lock:
+                answer = await self.transact(request)
+                self._handle(self.bus.answer(request, answer, ticks_ms()))
+                await asyncio.sleep_ms(self.silence_ms)
 
-    async def _transact(self, request):
+    async def transact(self, request):
+        """Write request.frame, collect the answer (bytes, b"" for none); hold self.lock."""
         self.rx[:] = b""
         try:
             await self.port.write(request.frame)

@@ -70,6 +70,9 @@ class MeterPort:
     def close(self):
         if self._writer is not None:
             self._writer.close()
+            sock = getattr(self._writer, "s", None)   # MicroPython's close() leaves the socket
+            if sock is not None:                      # open until wait_closed(): the simulator
+                sock.close()                          # would wait for this client forever
         if self._file is not None:
             self._file.close()
         self._reader = self._writer = self._file = None

@@ -14,7 +14,7 @@ from .. import exists, unload
 IDLE_S = 30
 PENDING = "/ap_pending"   # marker: the setup was saved, keep the AP up until the station connects
 # loaded for requests only; none of them is imported by the rest of the runtime
-HANDLERS = ("web.api", "web.static", "web.auth", "web.http", "config")
+HANDLERS = ("web.api", "web.static", "web.auth", "web.http", "web.modbus", "config")
 BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 31\r\n"
         b"Retry-After: 5\r\n\r\nout of memory, try again later\n")
 

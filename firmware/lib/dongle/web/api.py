@@ -51,6 +51,8 @@ class Api:
             ("POST", "/api/test/wifi", self.test_wifi, True),
             ("POST", "/api/test/mqtt", self.test_mqtt, True),
             ("POST", "/api/test/keys", self.test_keys, True),
+            ("GET", "/api/modbus/models", self.modbus_models, True),
+            ("POST", "/api/test/modbus", self.test_modbus, True),
             ("POST", "/api/login", self.login, False),
             ("POST", "/api/logout", self.logout, False),
             ("GET", "/api/backup", self.backup, True),
@@ -234,6 +236,16 @@ class Api:
         ok, message, detail = try_keys(self.app.reader.last_bytes(), key, auth_key,
                                        profiles.framings(self.app.cfg["meter"]["profile"]))
         return json_response({"ok": ok, "message": message, "detail": detail})
+
+    async def modbus_models(self, request):
+        from .modbus import models
+        return json_response({"models": models()})
+
+    async def test_modbus(self, request):
+        """{"model", "slave", "line" (empty: the model's factory line), "register" (default: the
+        map's first)}: that register read over the bus now (web/modbus.py)."""
+        from .modbus import test
+        return Response(body=await test(self.app, request.data()))
 
     def _secret(self, doc, name, section):
         value = doc.get(name, "")

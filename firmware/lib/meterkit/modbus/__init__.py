@@ -1,4 +1,4 @@
-"""Modbus RTU: the master's codec (rtu.py), exact register values (float32.py, values.py),
+"""Modbus RTU: the master's codec (rtu.py), exact float32 decimals (float32.py),
 meter register maps as data (regmap.py, maps/), and the polling plan (poll.py).
 
 Pure Python shared by the dongle and the host, like the rest of the core: bytes in and out, no

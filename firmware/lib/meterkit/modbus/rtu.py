@@ -32,8 +32,9 @@ class ExceptionResponse(DecodeError):
 
     def __init__(self, slave, function, code):
         self.slave, self.function, self.code = slave, function, code
-        DecodeError.__init__(self, "slave %d: exception %d (%s) to function %d"
-                             % (slave, code, exception_name(code), function))
+        # super(): MicroPython has no DecodeError.__init__ to call by name
+        super().__init__("slave %d: exception %d (%s) to function %d"
+                         % (slave, code, exception_name(code), function))
 
 
 class Timeout(DecodeError):
