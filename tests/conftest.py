@@ -14,6 +14,11 @@ CORPUS = ROOT / "tests" / "corpus"
 PEERS = CORPUS / "peers"   # other projects' frames, with their provenance (SOURCES.md)
 
 
+def micropython_source():
+    """The MicroPython source `make micropython` builds from (MICROPY_DIR, as in the Makefile)."""
+    return os.environ.get("MICROPY_DIR") or str(ROOT.parent / "shared" / "micropython")
+
+
 def micropython_binary():
     here = pathlib.Path(sys.executable).parent / "micropython"
     return str(here) if here.exists() else shutil.which("micropython")
