@@ -27,6 +27,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIRMWARE = ROOT / "firmware"
@@ -39,11 +40,12 @@ UNIX_MANIFEST = FIRMWARE / "manifest_unix.py"
 C_MODULES = FIRMWARE / "cmodules"
 # git submodules the unix port builds from (a fresh clone has them empty)
 SUBMODULES = ("lib/micropython-lib", "lib/mbedtls", "lib/berkeley-db-1.xx")
+# 32-bit: gcc -m32 (Debian's gcc-multilib), linked static so the binary needs no i386 C library
+# at run time. (MICROPY_FORCE_32BIT=1 did this until v1.27; MicroPython has retired it.)
 TARGETS = {
-    "unix64": {"arch": "x64", "compiler": "gcc", "make": []},
-    "unix32": {"arch": "x86", "compiler": "i686-linux-gnu-gcc",
-               # static: runs without an i386 C library on the machine
-               "make": ["CROSS_COMPILE=i686-linux-gnu-", "LDFLAGS_EXTRA=-static"]},
+    "unix64": {"arch": "x64", "flags": [], "make": []},
+    "unix32": {"arch": "x86", "flags": ["-m32"],
+               "make": ["CFLAGS_EXTRA=-m32", "LDFLAGS_EXTRA=-m32 -static"]},
 }
 STAMP = ".meterkit-build.json"
 
@@ -114,11 +116,19 @@ def source_dir(path):
     return checkout
 
 
-def check_compiler(target):
-    compiler = TARGETS[target]["compiler"]
-    if not shutil.which(compiler):
-        package = "gcc-i686-linux-gnu" if target == "unix32" else "gcc"
-        raise NotReady("%s needs %s: apt-get install %s" % (target, compiler, package))
+def check_compiler(target, work):
+    """gcc can build and link a static program for the target (-m32: gcc-multilib)."""
+    flags = TARGETS[target]["flags"]
+    source = work / "probe.c"
+    source.write_text("int main(void) { return 0; }\n")
+    try:
+        proc = subprocess.run(["gcc"] + flags + ["-static", "-o", str(work / "probe"), str(source)],
+                              capture_output=True, text=True)
+    except OSError:
+        proc = None
+    if proc is None or proc.returncode:
+        package = "gcc-multilib" if flags else "gcc"
+        raise NotReady("%s needs gcc %s: apt-get install %s" % (target, " ".join(flags), package))
 
 
 def _hash_tree(digest, folder, skip=()):
@@ -191,8 +201,9 @@ def backends_of(path):
 
 def build(checkout, targets, jobs=2, log=print):
     """Build what is out of date; returns {target: binary}."""
-    for target in targets:
-        check_compiler(target)
+    with tempfile.TemporaryDirectory() as work:
+        for target in targets:
+            check_compiler(target, pathlib.Path(work))
     source = source_hash(checkout)
     env = dict(os.environ)
     for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):   # ours, not the port's
