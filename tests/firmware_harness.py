@@ -19,8 +19,7 @@ import threading
 import time
 
 from broker import free_port
-from conftest import (CORE, NO_C_MODULE, ROOT, compiled_tree, is_wheel,  # noqa: F401
-                      micropython_binary, runtime_options)
+from conftest import CORE, ROOT, compiled_tree, micropython_binary, runtime_options  # noqa: F401
 
 sys.path.insert(0, str(CORE))
 sys.path.insert(0, str(ROOT / "host"))
@@ -94,21 +93,13 @@ def frozen_tree():
     return _FROZEN_TREE[0]
 
 
-STOCK_LOADER = "stock.py"   # main.py as a stock ESP32 runs it: the build's meterkit_c hidden
-
-
 def firmware_tree(binary, frozen, compiled):
-    """(folder to run in, loader script): the app frozen into binary, as .mpy files, or from
-    firmware/ (the wheel only: a build would import its frozen modules for what lib/ lacks)."""
+    """The folder to run main.py in: the app frozen into binary, as .mpy files for it, or
+    firmware/ (on a build with the app frozen, lib/ comes first and the frozen modules fill in
+    what it lacks)."""
     if frozen:
-        return frozen_tree(), "main.py"
-    if is_wheel(binary):
-        return (compiled_tree() if compiled else ROOT / "firmware"), "main.py"
-    tree = compiled_tree(binary)
-    # imported from "." rather than the script's absolute folder, main.py finds lib/ as ./lib:
-    # every module's __file__ is a qstr in the heap, as short as on the device
-    (tree / STOCK_LOADER).write_text(NO_C_MODULE + "sys.path[0] = '.'\nimport main\n")
-    return tree, STOCK_LOADER
+        return frozen_tree()
+    return compiled_tree(binary) if compiled else ROOT / "firmware"
 
 
 class FirmwareProcess:
@@ -155,7 +146,7 @@ class Firmware(FirmwareProcess):
     def __init__(self, directory, config, broker_port=None, meter_port=None, heapsize="1m",
                  verbose=False, compiled=False, micropython=None, frozen=False):
         """micropython: the binary (default the wheel); frozen: the app frozen into it;
-        compiled: the app as .mpy files (always, on a build: the stock-firmware path)."""
+        compiled: the app as .mpy files (for the binary's word size)."""
         self.directory = pathlib.Path(directory) / "dongle"
         self.directory.mkdir(exist_ok=True)
         config = json.loads(json.dumps(config))
@@ -168,12 +159,12 @@ class Firmware(FirmwareProcess):
         self.http_port = config["http"]["port"]
         (self.directory / "config.json").write_text(json.dumps(config))
         binary = micropython or micropython_binary()
-        tree, loader = firmware_tree(binary, frozen, compiled)
+        tree = firmware_tree(binary, frozen, compiled)
         # run from the tree, as the device runs from /: every module's __file__ is a qstr in the
         # heap, and "./lib/dongle/app.mpy" costs what "/lib/dongle/app.mpy" does on the device
         self.cwd = str(tree)
         self.argv = [binary, "-X", "heapsize=" + heapsize,
-                     loader, str(self.directory.resolve()), "--exit-at-end"]
+                     "main.py", str(self.directory.resolve()), "--exit-at-end"]
         if verbose:
             self.argv.append("--verbose")
         self.lines = []

@@ -12,8 +12,9 @@ from conftest import ROOT, micropython_source
 sys.path.insert(0, str(ROOT / "tools"))
 import build_micropython  # noqa: E402
 
-ELF_CLASS = {"unix64": 2, "unix32": 1}   # e_ident[EI_CLASS]: ELFCLASS64, ELFCLASS32
-MAXSIZE = {"unix64": 2 ** 63 - 1, "unix32": 2 ** 31 - 1}
+ELF_CLASS = {"unix64": 2, "unix32": 1, "unix32-stock": 1}   # e_ident[EI_CLASS]: 64-, 32-bit
+MAXSIZE = {2: 2 ** 63 - 1, 1: 2 ** 31 - 1}
+FAST = "gcm=cmodule crc=cmodule p1_scan=viper hdlc=viper"
 
 
 def make_micropython(source):
@@ -34,21 +35,29 @@ def test_a_second_build_is_up_to_date():
     make_micropython(micropython_source())   # whatever changed since the last one
     proc = make_micropython(micropython_source())
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("up to date") == 3 and "building" not in proc.stdout, proc.stdout
+    assert proc.stdout.count("up to date") == 1 + len(build_micropython.TARGETS), proc.stdout
+    assert "building" not in proc.stdout, proc.stdout
     assert build_micropython.app_summary() in proc.stdout
 
 
 @pytest.mark.parametrize("target", sorted(build_micropython.TARGETS))
-def test_each_build_is_its_word_size_with_the_app_frozen_and_the_c_module(target):
+def test_each_build_is_its_word_size_with_the_app_frozen_and_the_c_module_or_none(target):
     binary = build_micropython.binary(target)
     assert binary == ROOT / "build" / "micropython" / target / "micropython"
     assert binary.read_bytes()[4] == ELF_CLASS[target]
-    assert frozen_here(binary) == build_micropython.app_modules()   # what the boards freeze
-    code = "import sys\nfrom meterkit import backends\nprint(sys.maxsize, backends.summary())"
-    out = subprocess.run([str(binary), "-c", code], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, MICROPYPATH=".frozen")).stdout.split(" ", 1)
-    assert int(out[0]) == MAXSIZE[target]
-    assert out[1].strip() == "gcm=cmodule crc=cmodule p1_scan=viper hdlc=viper"
+    stock = not build_micropython.TARGETS[target]["app"]
+    # the frozen app is what the boards freeze; a stock build has none of it, nor meterkit_c
+    assert frozen_here(binary) == ([] if stock else build_micropython.app_modules())
+    code = ("import sys\ntry:\n    import meterkit_c\nexcept ImportError:\n    meterkit_c = None\n"
+            "print(sys.maxsize, meterkit_c is None)\n"
+            "from meterkit import backends\nprint(backends.summary())")
+    out = subprocess.run([str(binary), "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, MICROPYPATH=".frozen")).stdout.splitlines()
+    assert out[0] == "%d %s" % (MAXSIZE[ELF_CLASS[target]], stock)
+    if stock:
+        assert out[-1] == "ImportError: no module named 'meterkit'"
+    else:
+        assert out[1:] == [FAST]
 
 
 def test_without_the_source_it_says_how_to_get_it(tmp_path):

@@ -7,12 +7,13 @@ over a long run, readings and MQTT messages per second, and the smallest heap it
 The whole runtime as tests/test_runtime_memory.py runs it, on a dongle past its setup: MQTT with
 HA discovery and harmonized topics (--raw: also the raw ones), web server listening, history on,
 trial watch and update entity. BIN is the PyPI wheel's micropython by default, or a `make
-micropython` build (build/micropython/unix64/micropython, .../unix32/micropython): with --frozen
-the app frozen into it, else .mpy files compiled for its word size (the stock-firmware path; a
-build's meterkit_c is hidden). Exit status 0 only when every telegram was published with no
-out-of-memory restart. --smallest searches (4 KB steps, 1000 telegrams per try) the smallest
--X heapsize that does that. --table (`make bench`) prints, for DSMR5 and Smarty, the smallest and
-the steady heap on the wheel (.mpy), the 64-bit frozen build, the 32-bit .mpy and 32-bit frozen.
+micropython` build (build/micropython/unix64/, unix32/ with the app frozen: --frozen; unix32-stock/
+for .mpy files, the stock-firmware path). Without --frozen the app runs from .mpy files compiled
+for BIN's word size. Exit status 0 only when every telegram was published with no out-of-memory
+restart. --smallest searches (4 KB steps, 1000 telegrams per try) the smallest
+-X heapsize that does that. --table (`make bench`) prints, for DSMR5 and Smarty, the smallest
+heap and the heap used after GC in a run 16 KB above it, on the wheel (.mpy), the 64-bit frozen
+build, the 32-bit stock build (.mpy) and the 32-bit frozen build.
 """
 import argparse
 import pathlib
@@ -82,7 +83,7 @@ def table(interval, count):
         options = runtime_options(runtime)
         for meter in METERS:
             least = smallest(interval, options, meter)
-            stats, used, _, _ = run(least + 32, count, interval, options, meter)
+            stats, used, _, _ = run(least + 16, count, interval, options, meter)
             steady = "%d-%d KB" % (min(used[1:]) // 1024, max(used[1:]) // 1024) \
                 if passed(stats, count) else "failed"
             print("%-15s %-7s %11d KB %22s" % (label, meter, least, steady), flush=True)

@@ -1,18 +1,21 @@
 """`make micropython`: the MicroPython unix port built from source, app frozen, meterkit_c linked.
 
-    python3 tools/build_micropython.py [--micropython DIR] [--only unix64|unix32] [--jobs 2]
+    python3 tools/build_micropython.py [--micropython DIR] [--only TARGET] [--jobs 2]
 
 Builds mpy-cross, then ports/unix (VARIANT=standard) twice, out of the source tree (BUILD= folders
 under build/micropython/, so a read-only checkout works):
 
-    unix64/micropython   64-bit, as the PyPI wheel the rest of the suite runs
-    unix32/micropython   32-bit x86 (i686 cross compiler): pointers, object headers and GC blocks
-                         the size they are on the ESP32, so its heap figures are the device's
+    unix64/micropython         64-bit, as the PyPI wheel the rest of the suite runs
+    unix32/micropython         32-bit x86 (gcc -m32): pointers, object headers and GC blocks the
+                               size they are on the ESP32, so its heap figures are the device's
+    unix32-stock/micropython   32-bit, nothing of ours in it: a stock firmware, for the app as
+                               .mpy files (`meterkit deploy`'s path)
 
-Both freeze firmware/manifest_unix.py (the standard variant's manifest + firmware/manifest.py, the
-app list the ESP32 boards freeze too) and link firmware/cmodules (USER_C_MODULES). The viper code
-is frozen for the machine it runs on (MPY_CROSS_FLAGS=-march=x64 / x86). ffi is left out
-(MICROPY_PY_FFI=0): the app does not use it and a 32-bit build would need an i386 libffi.
+unix64 and unix32 freeze firmware/manifest_unix.py (the standard variant's manifest +
+firmware/manifest.py, the app list the ESP32 boards freeze too) and link firmware/cmodules
+(USER_C_MODULES). The viper code is frozen for the machine it runs on (MPY_CROSS_FLAGS=-march=x64
+/ x86). ffi is left out (MICROPY_PY_FFI=0): the app does not use it and a 32-bit build would need
+an i386 libffi.
 
 MICROPY_DIR (or --micropython) picks the source, default ../shared/micropython. A build is
 skipped ("up to date") while a hash of the source tree, the manifests, firmware/lib,
@@ -42,10 +45,14 @@ C_MODULES = FIRMWARE / "cmodules"
 SUBMODULES = ("lib/micropython-lib", "lib/mbedtls", "lib/berkeley-db-1.xx")
 # 32-bit: gcc -m32 (Debian's gcc-multilib), linked static so the binary needs no i386 C library
 # at run time. (MICROPY_FORCE_32BIT=1 did this until v1.27; MicroPython has retired it.)
+# unix32-stock is the stock firmware's counterpart: no app frozen, no meterkit_c. The app loaded
+# from .mpy files is measured there, because a build with the app frozen already has the app's
+# qstrs in ROM and would leave out the ~16 KB they take in the heap of a stock firmware.
+_M32 = ["CFLAGS_EXTRA=-m32", "LDFLAGS_EXTRA=-m32 -static"]
 TARGETS = {
-    "unix64": {"arch": "x64", "flags": [], "make": []},
-    "unix32": {"arch": "x86", "flags": ["-m32"],
-               "make": ["CFLAGS_EXTRA=-m32", "LDFLAGS_EXTRA=-m32 -static"]},
+    "unix64": {"arch": "x64", "flags": [], "make": [], "app": True},
+    "unix32": {"arch": "x86", "flags": ["-m32"], "make": _M32, "app": True},
+    "unix32-stock": {"arch": "x86", "flags": ["-m32"], "make": _M32, "app": False},
 }
 STAMP = ".meterkit-build.json"
 
@@ -167,9 +174,10 @@ def binary(target):
 
 def make_args(target, build):
     spec = TARGETS[target]
-    return ["VARIANT=standard", "BUILD=%s" % build, "FROZEN_MANIFEST=%s" % UNIX_MANIFEST,
-            "USER_C_MODULES=%s" % C_MODULES, "MPY_CROSS_FLAGS=-march=%s" % spec["arch"],
-            "MICROPY_MPYCROSS=%s" % mpy_cross_path(), "MICROPY_PY_FFI=0"] + spec["make"]
+    app = ["FROZEN_MANIFEST=%s" % UNIX_MANIFEST, "USER_C_MODULES=%s" % C_MODULES]
+    return ["VARIANT=standard", "BUILD=%s" % build] + (app if spec["app"] else []) + [
+        "MPY_CROSS_FLAGS=-march=%s" % spec["arch"], "MICROPY_MPYCROSS=%s" % mpy_cross_path(),
+        "MICROPY_PY_FFI=0"] + spec["make"]
 
 
 def steps(checkout, targets, jobs):
@@ -234,7 +242,8 @@ def build(checkout, targets, jobs=2, log=print):
             (folder / STAMP).write_text(json.dumps(wanted))
         if name in TARGETS:
             built[name] = result
-            log("  %s: %s" % (name, backends_of(result)))
+            if TARGETS[name]["app"]:
+                log("  %s: %s" % (name, backends_of(result)))
     return built
 
 
@@ -248,7 +257,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         checkout = source_dir(args.micropython)
-        build(checkout, args.only or sorted(TARGETS, reverse=True), args.jobs)
+        build(checkout, args.only or list(TARGETS), args.jobs)
     except NotReady as problem:
         print("make micropython: %s" % problem, file=sys.stderr)
         return 2
