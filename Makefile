@@ -24,8 +24,9 @@ bench: $(STAMP) micropython
 build: $(STAMP)
 	$(PY) tools/build_mpy.py --arch xtensawin --out build/xtensawin
 
-# The unix port from source (MICROPY_DIR, default ../shared/micropython), app frozen, meterkit_c
-# linked, 64- and 32-bit: build/micropython/unix{64,32}/micropython. Skipped while nothing changed.
+# The unix port from source (MICROPY_DIR, default ../shared/micropython): 64- and 32-bit with the
+# app frozen and meterkit_c linked, 32-bit stock (build/micropython/{unix64,unix32,unix32-stock}/).
+# Skipped while nothing changed.
 micropython:
 	python3 tools/build_micropython.py --micropython "$(or $(MICROPY_DIR),../shared/micropython)"
 

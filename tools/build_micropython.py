@@ -222,7 +222,7 @@ def build(checkout, targets, jobs=2, log=print):
         # make follows the files but not the flags: another source tree or other arguments
         # start from scratch, a changed app is make's to rebuild
         fresh = {"source": source, "argv": [a for a in argv if not a.startswith("-j")]}
-        wanted = dict(fresh, app=app_hash() if name in TARGETS else None)
+        wanted = dict(fresh, app=app_hash() if TARGETS.get(name, {}).get("app") else None)
         result = mpy_cross_path() if name == "mpy-cross" else binary(name)
         stamp = read_stamp(folder)
         if stamp == wanted and result.is_file():
