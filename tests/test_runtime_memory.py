@@ -94,9 +94,10 @@ def test_page_views_while_it_runs_crash_nothing(tmp_path):
     handlers dropped: nothing crashes, every queued reading is published, and readings are lost
     only where a restart of the reader dropped the chunk it held (at most two telegrams each)."""
     count = 1500
-    line = MeterLine(Meter("dsmr5", seed=12), count=count, interval=0.012)
     statuses, live = [], []
-    with Broker(tmp_path) as broker:
+    with Broker(tmp_path) as broker, Subscriber(broker.port, topic=PACE_TOPIC) as sub:
+        line = MeterLine(Meter("dsmr5", seed=12), count=count, interval=0.012, burst=BURST,
+                         caught_up=paced(sub, BEHIND))
         fw = Firmware(tmp_path, CONFIG, broker.port, line.port,
                       heapsize="%dk" % (RUNS["wheel-mpy"][1] + 16), compiled=True)
         fw.start().wait_for("web: ")
@@ -106,5 +107,5 @@ def test_page_views_while_it_runs_crash_nothing(tmp_path):
         phone.join()
     assert len(statuses) >= 6 and set(statuses) <= {200, 503, "cut"}, statuses
     assert live and "power_in" in live[-1]["harmonized"], statuses   # the page showed the meter
-    assert stats["published"] >= stats["readings"] >= count - 2 * stats["out_of_memory"]
+    assert stats["published"] >= stats["readings"] >= count - 2 * stats["out_of_memory"], stats
     assert stats["dropped"] == 0
