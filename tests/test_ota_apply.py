@@ -8,6 +8,7 @@ import urllib.request
 
 import pytest
 
+from conftest import micropython_binary
 from ota_harness import Device, Serve, crooked_server, make_keys, make_release
 
 
@@ -50,6 +51,42 @@ def test_release_is_applied_and_the_new_version_runs(world, tmp_path):
         assert (dev.root / "apps/0.2.0" / entry["path"]).read_bytes() == \
             (world["0.2.0"] / "files" / entry["path"]).read_bytes()
     dev.start()                                               # and it stays after a reboot
+    try:
+        assert dev.wait_for("boot: app 0.2.0 (normal)")
+        assert dev.running_version() == "0.2.0"
+    finally:
+        dev.stop()
+
+
+def test_a_firmware_with_the_app_frozen_takes_an_update(world, tmp_path):
+    """The 64-bit build with 0.1.0 frozen in: the update lands in apps/ as files, boots on trial
+    ahead of the frozen modules, serves its own pages, and stays after a reboot."""
+    dev = Device(tmp_path, world["keys"], micropython=micropython_binary("unix64-frozen"),
+                 frozen=True)
+    with Serve(world["0.2.0"]) as url:
+        dev.start()
+        try:
+            assert dev.wait_for("boot: app built-in (normal)")
+            dev.wait_for("web:")
+            assert dev.running_version() == "0.1.0"
+            status, doc = dev.request("GET", "/api/status", auth=False)
+            assert doc["decoder"]["backends"]["crc"] == "cmodule", doc   # the build's C module
+            page = urllib.request.urlopen("http://127.0.0.1:%d/live" % dev.port, timeout=30)
+            assert page.status == 200                                 # pages beside the loader
+            status, answer = dev.push(url)
+            assert (status, answer.get("ok"), answer.get("version")) == (200, True, "0.2.0"), \
+                (answer, dev.lines[-5:])
+            assert dev.wait_for("boot: app 0.2.0 (trial)")
+            assert dev.running_version() == "0.2.0"
+            dev.wait_for("ota: 0.2.0 is healthy")
+            page = urllib.request.urlopen("http://127.0.0.1:%d/live" % dev.port, timeout=30)
+            assert page.status == 200 and b"<" in gzip.decompress(page.read())
+        finally:
+            dev.stop()
+    state = dev.state()
+    assert (state["active"], state["previous"], state["trial"]) == ("0.2.0", None, None)
+    assert sorted(p.name for p in (dev.root / "apps").iterdir()) == ["0.2.0"]
+    dev.start()
     try:
         assert dev.wait_for("boot: app 0.2.0 (normal)")
         assert dev.running_version() == "0.2.0"

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from broker import Broker
+from conftest import runtime_options
 from firmware_harness import FIRMWARE_PROFILE, PERSISTENT, Firmware, Meter, MeterLine, Subscriber
 from meterkit.clock import epoch_seconds
 from meterkit.harmonize import QUANTITY, harmonize
@@ -41,12 +42,15 @@ def state_docs(sub, base="smartmeter"):
     return [number(p) for t, p, _ in sub.messages if t.startswith(base + "/") and t.endswith("/state")]
 
 
+# each meter on the wheel (app from firmware/lib) and frozen into the 64- and 32-bit builds
+@pytest.mark.parametrize("runtime", ["wheel", "unix64-frozen", "unix32-frozen"])
 @pytest.mark.parametrize("profile", sorted(METERS))
-def test_simulated_meter_to_mosquitto(tmp_path, profile):
+def test_simulated_meter_to_mosquitto(tmp_path, profile, runtime):
     key, auth_key = METERS[profile]
     line = MeterLine(Meter(profile, key, auth_key, seed=3), count=8, interval=0.05)
     with Broker(tmp_path) as broker, Subscriber(broker.port) as sub:
-        stats = Firmware(tmp_path, config(profile), broker.port, line.port).start().wait()
+        stats = Firmware(tmp_path, config(profile), broker.port, line.port,
+                         **runtime_options(runtime)).start().wait()
         assert sub.wait_until(lambda: sub.on(diagnostics_topic(sub)), 10)
     assert stats["frames_ok"] == stats["readings"] == stats["published"] == 8
     docs = state_docs(sub)
@@ -90,7 +94,8 @@ def diagnostics_topic(sub):
     return "smartmeter/%s/diagnostics" % found[0].split("/")[1] if found else "-"
 
 
-def test_broker_outage_loses_nothing(tmp_path):
+@pytest.mark.parametrize("runtime", ["wheel", "unix64-frozen"])
+def test_broker_outage_loses_nothing(tmp_path, runtime):
     """Stop mosquitto for a stretch of telegrams, restart it on the same port: every reading
     arrives, in order, with its original timestamp (the one in flight at the stop may come
     twice: QoS 1)."""
@@ -99,7 +104,8 @@ def test_broker_outage_loses_nothing(tmp_path):
     broker = Broker(tmp_path, extra_conf=PERSISTENT % tmp_path).start()
     try:
         with Subscriber(broker.port, persistent=True, topic="smartmeter/+/state") as sub:
-            fw = Firmware(tmp_path, config("dsmr5"), broker.port, line.port).start()
+            fw = Firmware(tmp_path, config("dsmr5"), broker.port, line.port,
+                          **runtime_options(runtime)).start()
             assert sub.wait_until(lambda: len(sub.messages) >= 10, 30)
             broker.stop()
             seen_before = len(sub.messages)

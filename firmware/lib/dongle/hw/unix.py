@@ -3,10 +3,16 @@ always up, config and spool live in a local folder (argv[1], else $METERKIT_DIR)
 import asyncio
 import gc
 import os
+import sys
 
 NAME = "unix"
-_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-WEB_ROOT = _HERE + "/../../../www"                      # firmware/lib/dongle/hw -> firmware/www
+# The app tree, www/ beside lib/: <tree>/lib/dongle/hw/unix.py. A frozen module is just
+# "dongle/hw/unix.py"; its tree is the loader's folder, as / is on the ESP32.
+if __file__.startswith("dongle/"):
+    _APP = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
+else:
+    _APP = "/".join(__file__.split("/")[:-4]) or "."
+WEB_ROOT = _APP + "/www"
 DNS_PORT = int(os.getenv("METERKIT_DNS_PORT") or 5353)   # 53 needs root
 
 
@@ -21,7 +27,7 @@ def data_dir(argv):
 
 
 def board_roots(data):
-    return [data + "/boards", _HERE + "/../../../../boards"]   # firmware/lib/dongle/hw -> repo
+    return [data + "/boards", _APP + "/../boards"]   # firmware/ -> the repo's boards/
 
 
 class MeterPort:
