@@ -115,7 +115,7 @@ class MqttSink:
         link = self._link(topics.device_id(reading))
         if s["ha_discovery"] and not link.announced:
             if reading.source == "smgw_gateway":   # a Smart Meter Gateway: its own device
-                from .smgw.discovery import gateway_configs as configs
+                from dongle.smgw_discovery import gateway_configs as configs
             else:
                 configs = topics.discovery
             link.publish(configs(reading, base, s["discovery_prefix"], s["node"]), retain=True)

@@ -6,16 +6,13 @@
     meterkit smgw --config … --accept-new-cert               # after a certificate change
 
 The same [[gateways]] entries make gateways sources of `meterkit read` beside its serial meters.
-One module per gateway family behind one interface (a class with name, manufacturer, model,
-force_md5, probe_request(http, spec) and read(mode, since) -> values.Snapshot):
+The families (what to ask, how to read the answers) are the core's, which the dongle runs too
+(meterkit.smgw: ppc, theben, emh); this package is the host's transport and polling around them:
 
-    ppc.py      PPC: HTML pages of /cgi-bin/hanservice.cgi, one session with a form token
-    theben.py   Theben CONEXA: JSON methods at /smgw/m2m/<id>.sm/json, MD5 digest
-    emh.py      EMH CASA: JSON at /json/metering/origin/
     session.py  HTTPS: pinned certificate, digest auth, client certificates, bounded answers
     guard.py    one session per gateway address, the login budget, the pin, on disk
     source.py   the polling thread: schedule, backoff, readings to the sinks
-    config.py   the [[gateways]] fields; discovery.py the gateway's Home Assistant device
+    config.py   the [[gateways]] fields (dongle.smgw_discovery: the gateway's HA device)
 """
 import logging
 import os

@@ -16,7 +16,7 @@ import json
 import os
 import time
 
-from .values import GatewayError
+from meterkit.smgw import GatewayError
 
 WINDOW_S = 3600
 

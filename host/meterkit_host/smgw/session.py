@@ -3,12 +3,14 @@ bounded answers, and errors that say what to do.
 
     http = Http(spec, state)            # spec: a checked [[gateways]] entry; state: guard.State
     http.open()                         # the certificate against the pin (trust on first use)
-    page = http.request("POST", path, data=…)   # Page: status, text, body, cookies, date
+    http.exchange(request)              # a family's meterkit.smgw.exchange.Request: the body
+                                        # streamed into request.answer; GatewayError unless 2xx
+    page = http.fetch("GET", path, what)   # Page, whatever the status (the probe)
     http.close()                        # ends the TCP/TLS connection (and with it the HTTP session)
 
-`requests` does the HTTP: its HTTPDigestAuth answers the gateway's challenge (MD5 or SHA-256, qop
-"auth", nonce counting) and its Session keeps the cookies; urllib3's assert_fingerprint checks the
-certificate of every connection it opens against the pinned SHA-256. A gateway's certificate is
+`requests` does the HTTP: its Session keeps the cookies, and urllib3's assert_fingerprint checks the
+certificate of every connection it opens against the pinned SHA-256. Digest auth is the one the
+dongle computes too (meterkit.smgw.digest), in a requests auth hook. A gateway's certificate is
 self-signed, so no CA can vouch for it: the first connection shows and stores its fingerprint, and
 a different one later is refused before any credential is sent.
 """
@@ -19,7 +21,8 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from .values import GatewayError
+from meterkit.smgw import GatewayError
+from meterkit.smgw.digest import Digest
 
 log = logging.getLogger("meterkit.smgw")
 
@@ -45,17 +48,46 @@ class Page:
 
 
 def _digest_auth(user, password, force_md5):
-    from requests.auth import HTTPDigestAuth
+    from requests.auth import AuthBase
+    from requests.cookies import extract_cookies_to_jar
 
-    class Md5DigestAuth(HTTPDigestAuth):
-        """Answers with MD5 whatever the challenge names: Theben Conexa firmware offers SHA-256
-        but accepts only MD5 answers (jannickfahlbusch/ha-ppc-smgw PR #165, issue #160)."""
+    class SharedDigest(AuthBase):
+        """meterkit.smgw.digest in requests: once a challenge is known every request carries its
+        answer; a 401 is answered once (again only when the gateway calls the nonce stale), so a
+        wrong password costs one login, not several towards a lockout."""
 
-        def build_digest_header(self, method, url):
-            self._thread_local.chal["algorithm"] = "MD5"
-            return HTTPDigestAuth.build_digest_header(self, method, url)
+        def __init__(self):
+            self.digest = Digest(user, password, force_md5)
 
-    return (Md5DigestAuth if force_md5 else HTTPDigestAuth)(user, password)
+        def __call__(self, prepared):
+            header = self.digest.authorization(prepared.method, prepared.path_url)
+            if header:
+                prepared.headers["Authorization"] = header
+            prepared.register_hook("response", self.on_401)
+            return prepared
+
+        def on_401(self, response, **kwargs):
+            challenge = response.headers.get("WWW-Authenticate", "")
+            stale = "stale=true" in challenge.lower().replace('"', "")
+            if response.status_code != 401 or ("Authorization" in response.request.headers
+                                                and not stale):
+                return response
+            if not self.digest.challenge(challenge):
+                return response
+            response.content   # read to the end: the connection is used again
+            response.close()
+            retry = response.request.copy()
+            retry.hooks = {"response": []}   # its answer is final
+            extract_cookies_to_jar(retry._cookies, response.request, response.raw)
+            retry.prepare_cookies(retry._cookies)
+            retry.headers["Authorization"] = self.digest.authorization(retry.method,
+                                                                       retry.path_url)
+            answer = response.connection.send(retry, **kwargs)
+            answer.history.append(response)
+            answer.request = retry
+            return answer
+
+    return SharedDigest()
 
 
 class Http:
@@ -151,35 +183,55 @@ class Http:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def request(self, method, path, what, auth=True, **kwargs):
-        """One request; `what` names it in messages. GatewayError unless the answer is 2xx."""
-        page = self.fetch(method, path, what, auth, **kwargs)
-        if page.status == 401:
+    def exchange(self, request):
+        """Send a family's Request; its body goes into request.answer as it arrives."""
+        if request.login:
+            self.session.cookies.clear()   # a stale session cookie would be refused
+
+        def stream(response, deadline):
+            self._refuse(response.status_code, request.what)
+            answer = request.answer
+            for chunk in self._chunks(response, request.what, deadline):
+                answer.feed(chunk)
+            answer.cookies = [cookie.name for cookie in response.cookies]
+            answer.close()
+            return answer
+
+        return self._call(request.method, request.path, request.what, request.auth, stream,
+                          data=request.body or None, headers=dict(request.headers))
+
+    def fetch(self, method, path, what, auth=True, **kwargs):
+        """The answer whatever its status, as a Page; GatewayError when there is none."""
+        def buffered(response, deadline):
+            body = b"".join(self._chunks(response, what, deadline))
+            cookies = [cookie.name for cookie in response.cookies]
+            return Page(response.status_code, response.headers, body, cookies)
+
+        return self._call(method, path, what, auth, buffered, **kwargs)
+
+    def _refuse(self, status, what):
+        if status == 401:
             raise GatewayError("auth", "the gateway at %s refused user %r (HTTP 401 on %s): wrong "
                                "user name or password? Use the HAN credentials from the metering "
                                "point operator; repeated failures can lock the HAN login" % (
                                    self.where, self.spec["user"], what))
-        if page.status == 403:
+        if status == 403:
             raise GatewayError("auth", "the gateway at %s denied %s (HTTP 403): this user may not "
                                "read it" % (self.where, what))
-        if not 200 <= page.status < 300:
+        if not 200 <= status < 300:
             raise GatewayError("http", "the gateway at %s answered HTTP %d to %s" % (
-                self.where, page.status, what))
-        return page
+                self.where, status, what))
 
-    def fetch(self, method, path, what, auth=True, **kwargs):
-        """The answer whatever its status; GatewayError when there is none."""
+    def _call(self, method, path, what, auth, consume, **kwargs):
+        """consume(response, deadline) inside the request, its errors turned into GatewayError."""
         import requests
         deadline = time.monotonic() + 2 * self.timeout
         try:
             with self.session.request(method, self.base + path, auth=self.auth if auth else None,
                                       timeout=self.timeout, stream=True, allow_redirects=False,
                                       **kwargs) as response:
-                body = self._read(response, what, deadline)
-                cookies = [cookie.name for cookie in response.cookies]
-                page = Page(response.status_code, response.headers, body, cookies)
-                self.last_date = page.date or self.last_date
-                return page
+                self.last_date = response.headers.get("Date") or self.last_date
+                return consume(response, deadline)
         except requests.exceptions.SSLError as e:
             if "Fingerprints did not match" in str(e):
                 raise GatewayError("cert_changed", "the certificate of %s changed during the cycle "
@@ -199,17 +251,16 @@ class Http:
         except requests.exceptions.RequestException as e:
             raise GatewayError("http", "%s to %s failed (%s)" % (what, self.where, _reason(e)))
 
-    def _read(self, response, what, deadline):
-        chunks, size = [], 0
+    def _chunks(self, response, what, deadline):
+        size = 0
         for chunk in response.iter_content(65536):
-            chunks.append(chunk)
             size += len(chunk)
             if size > MAX_PAGE:
                 raise GatewayError("format", "%s: the gateway's answer exceeds %d MB" % (
                     what, MAX_PAGE >> 20))
             if time.monotonic() > deadline:
                 raise GatewayError("timeout", self._timeout_message(what))
-        return b"".join(chunks)
+            yield chunk
 
     def _timeout_message(self, what):
         hint = (" (a Theben Conexa stays silent when the user name or password is wrong)"

@@ -11,27 +11,22 @@ import datetime
 import logging
 import threading
 import time
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from meterkit import VERSION
 from meterkit.clock import epoch_seconds
-from meterkit.reading import Reading
+from meterkit.smgw import FAMILIES as NAMES, Cycle, GatewayError, load
+from meterkit.smgw.values import FAMILY_OBIS, gateway_reading, http_date_iso, local_fields
 
 from .config import POLITE_S
-from .emh import Emh
 from .guard import HostLock, State, state_path
-from .ppc import Ppc
-from .session import Http
-from .theben import Theben
-from .values import CLOCK_OBIS, FIRMWARE_OBIS, GATEWAY_SOURCE, GatewayError, epoch_iso
+from .session import MAX_PAGE, Http
 
 log = logging.getLogger("meterkit.smgw")
 
-FAMILIES = {"ppc": Ppc, "theben": Theben, "emh": Emh}
+FAMILIES = dict((name, load(name)) for name in NAMES)   # the families the dongle runs too
 PROBE_ORDER = ("ppc", "emh", "theben")
-FAMILY_OBIS = "smgw_family"   # text value of the gateway's reading: which family answered
 DAILY_RETRY_S = 900           # daily mode: the first retry after a failure
 _KINDS = {1: "electricity", 4: "heat cost allocator", 5: "cooling", 6: "heat", 7: "gas",
           8: "cold water", 9: "hot water"}
@@ -113,18 +108,38 @@ class GatewaySource:
             if self.family is None:
                 self.family = self._probe(http)
             http.use_digest(self.family.force_md5)
+            http.silent_on_bad_login = self.family.silent_on_bad_login
             state.record_login()   # before the login: a login that fails counts all the same
-            snapshot = self.family(http, self.spec, self.zone).read(self.spec["mode"], self.last)
+            readings = []
+            cycle = Cycle(self._family(http, self.family).cycle(
+                self.spec["mode"], self.last, readings.append, int(time.time())))
+            request = cycle.next()
+            while request is not None:
+                try:
+                    http.exchange(request)
+                except GatewayError as e:   # the cycle may still log out, then it is raised
+                    request = cycle.next(e)
+                else:
+                    request = cycle.next()
         finally:
             http.close()
-        return snapshot, http
+        return (cycle.result, readings), http
+
+    def _family(self, http, family):
+        return family(http.where, self.spec["user"], http.path, self.spec["gateway_id"],
+                      self._note, ZoneClock(self.zone), MAX_PAGE)
+
+    def _note(self, level, message):
+        getattr(log, level)("%s: %s", self.name, message)
 
     def _probe(self, http):
         """The family whose endpoint answers (401 or 200) without credentials: no login spent."""
         tried = []
         for name in PROBE_ORDER:
-            method, path, extra = FAMILIES[name].probe_request(http, self.spec)
-            page = http.fetch(method, path, "the probe %s %s" % (method, path), auth=False, **extra)
+            probe = self._family(http, FAMILIES[name]).probe()
+            method, path = probe.method, probe.path
+            page = http.fetch(method, path, probe.what, auth=False, data=probe.body or None,
+                              headers=dict(probe.headers))
             if page.status in (200, 401):
                 log.info("%s: %s %s answers %d: a %s gateway (set family = \"%s\" to skip the "
                          "probe)", self.name, method, path, page.status, name, name)
@@ -174,15 +189,12 @@ class GatewaySource:
         from dongle.topics import device_id
         received = int(time.time())
         self.failures = 0
-        self.firmware = snapshot.firmware or self.firmware
-        gateway = Reading(self.name, snapshot.gateway_time or _http_date(http.last_date)
-                          or epoch_iso(received))
-        gateway.source = GATEWAY_SOURCE
-        gateway.add(FIRMWARE_OBIS, self.firmware)
-        gateway.add(CLOCK_OBIS, gateway.timestamp)
-        gateway.add(FAMILY_OBIS, self.family.name)
+        firmware, meters = snapshot
+        self.firmware = firmware or self.firmware
+        clock = http_date_iso(http.last_date) or _epoch_iso(received)
+        gateway = gateway_reading(self.name, self.firmware, clock, self.family.name)
         self.sinks.reading(self.name, gateway, received)
-        for reading in snapshot.meters:
+        for reading in meters:
             device = device_id(reading)
             if device not in self.meter_counts:
                 self.meter_counts[device] = 0
@@ -191,11 +203,11 @@ class GatewaySource:
             self.last[reading.meter_id] = max(self.last.get(reading.meter_id, 0),
                                               epoch_seconds(reading.timestamp))
             self.sinks.reading(self.name, reading, received)
-        self.stats["readings"] += len(snapshot.meters)
+        self.stats["readings"] += len(meters)
         self.stats["polls_ok"] += 1
         self.stats["last_error"] = self.stats["gateway_error"] = None
         log.info("%s: %d new reading(s) from %d meter(s), gateway time %s, firmware %s",
-                 self.name, len(snapshot.meters), len(self.meter_counts), gateway.timestamp,
+                 self.name, len(meters), len(self.meter_counts), gateway.timestamp,
                  self.firmware or "not reported")
         self._send_diagnostics()
 
@@ -234,14 +246,21 @@ def _kind(reading):
     return ", ".join(kinds) or "no metered quantity"
 
 
-def _http_date(header):
-    """The gateway's clock from its Date header, as ISO text in UTC."""
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header).astimezone(datetime.timezone.utc).isoformat()
-    except (TypeError, ValueError, IndexError):
-        return None
+class ZoneClock:
+    """The gateway's local time (PPC pages print none) in the configured zone (zoneinfo)."""
+
+    def __init__(self, zone):
+        self.zone = zone
+
+    def iso(self, text):
+        return datetime.datetime(*local_fields(text), tzinfo=self.zone).isoformat()
+
+    def today(self, now):
+        return datetime.datetime.fromtimestamp(now, self.zone).date().isoformat()
+
+
+def _epoch_iso(seconds):
+    return datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc).isoformat()
 
 
 def _clock(epoch, zone):

@@ -12,11 +12,12 @@ checks MD5. The usage points read are the running TAF-7 ones, else every running
 open clients choose. A channel's value is an integer in tenths of the OBIS code's unit (Wh for
 energy) unless the channel states its own `scaler` and `unit`. Every request carries
 X-Content-Length (the body's length), which the firmware expects beside Content-Length.
-Wrong credentials get no answer at all (the timeout message says so).
+Wrong credentials get no answer at all (the transport's timeout message says so). There is no
+logout: closing the connection ends the cycle.
 """
-import json
-
-from .values import GatewayError, Snapshot, hex_obis, obis_unit, readings_by_time, scaled, utc_iso
+from . import GatewayError
+from .exchange import JsonAnswer, Request, json_body
+from .values import Batch, format_error, hex_obis, obis_unit, scaled, utc_iso
 
 DEFAULT_SCALER = -1
 
@@ -26,47 +27,47 @@ class Theben:
     manufacturer = "Theben Smart Energy"
     model = "CONEXA 3.0"
     force_md5 = True
+    silent_on_bad_login = True
 
-    def __init__(self, http, spec, zone):
-        self.http, self.spec = http, spec
-        self.path = self.json_path(http, spec)
-        http.silent_on_bad_login = True
+    def __init__(self, where, user, path="", gateway_id="", note=None, clock=None,
+                 limit=None):
+        self.where, self.user = where, user
+        self.path = path or "/smgw/m2m/%s.sm/json" % (gateway_id or user)
+        self.limit = limit
 
-    @staticmethod
-    def json_path(http, spec):
-        return http.path or "/smgw/m2m/%s.sm/json" % (spec["gateway_id"] or spec["user"])
+    def probe(self):
+        request = self._request("smgw-info", (), "the probe POST " + self.path)
+        request.auth = False
+        return request
 
-    @classmethod
-    def probe_request(cls, http, spec):
-        body = b'{"method": "smgw-info"}'
-        return "POST", cls.json_path(http, spec), {"data": body, "headers": _headers(body)}
+    def cycle(self, mode, since, emit, now=None):
+        info = yield self._request("smgw-info")
+        firmware = self._firmware(self._object(info, "smgw-info"))
+        users = yield self._request("user-info")
+        points = self._usage_points(self._object(users, "user-info"))
+        for point in points:
+            answer = yield self._request("readings", (
+                ("database", "origin"), ("usage-point-id", point), ("last-reading", "true")))
+            batch = Batch(point, mode, since.get(point))
+            self._readings(point, self._object(answer, "readings"), batch)
+            answer = None
+            for reading in batch.readings():
+                emit(reading)
+        return firmware
 
-    def read(self, mode, since):
-        try:
-            firmware = self._firmware(self._call({"method": "smgw-info"}, "smgw-info"))
-            points = self._usage_points(self._call({"method": "user-info"}, "user-info"))
-            readings = []
-            for point in points:
-                answer = self._call({"method": "readings", "database": "origin",
-                                     "usage-point-id": point, "last-reading": "true"}, "readings")
-                readings += self._readings(point, answer, mode, since.get(point))
-            return Snapshot(firmware, None, readings)
-        finally:
-            self.http.close()   # no logout request in this API: closing ends the connection
+    def _request(self, method, fields=(), what=None):
+        body = json_body((("method", method),) + tuple(fields))
+        headers = (("Content-Type", "application/json"), ("X-Content-Length", str(len(body))))
+        answer = JsonAnswer(self.limit) if self.limit else JsonAnswer()
+        return Request("POST", self.path, what or "the %s request" % method, body, headers,
+                       answer)
 
-    def _call(self, request, method):
-        body = json.dumps(request).encode()
-        page = self.http.request("POST", self.path, "the %s request" % method, data=body,
-                                 headers=_headers(body))
-        try:
-            answer = json.loads(page.body.decode("utf-8"))
-        except ValueError as e:
-            raise GatewayError("format", "the %s answer of %s is not JSON (%s; %d bytes)" % (
-                method, self.http.where, e, len(page.body)))
-        if not isinstance(answer, dict) or not isinstance(answer.get(method), dict):
+    def _object(self, answer, method):
+        doc = answer.load("the %s answer of %s" % (method, self.where))
+        if not isinstance(doc, dict) or not isinstance(doc.get(method), dict):
             raise GatewayError("format", "the %s answer of %s has no %r object" % (
-                method, self.http.where, method))
-        return answer[method]
+                method, self.where, method))
+        return doc[method]
 
     @staticmethod
     def _firmware(info):
@@ -81,21 +82,21 @@ class Theben:
     def _usage_points(self, info):
         points = info.get("usage-points")
         if not isinstance(points, list):
-            raise GatewayError("format", "user-info of %s lists no usage-points" % self.http.where)
+            raise GatewayError("format", "user-info of %s lists no usage-points" % self.where)
         running = [p for p in points if isinstance(p, dict) and p.get("taf-state") == "running"
                    and isinstance(p.get("usage-point-id"), str)]
         taf7 = [p for p in running if str(p.get("taf-number")) == "7"]
         chosen = [p["usage-point-id"] for p in (taf7 or running)]
         if not chosen:
             raise GatewayError("format", "no running usage point (TAF) for user %r on %s" % (
-                self.spec["user"], self.http.where))
+                self.user, self.where))
         return chosen
 
-    def _readings(self, point, answer, mode, last):
+    @staticmethod
+    def _readings(point, answer, batch):
         channels = answer.get("channels")
         if not isinstance(channels, list):
             raise GatewayError("format", "the readings of %s have no channels list" % point)
-        by_time = {}
         for channel in channels:
             try:
                 obis = hex_obis(channel["obis"])
@@ -103,14 +104,11 @@ class Theben:
                 unit = channel.get("unit")
                 unit = unit if isinstance(unit, str) else obis_unit(obis)
                 for entry in channel["readings"]:
-                    stamp = utc_iso(entry["capture-time"])
-                    value = scaled(entry["value"], scaler)
-                    by_time.setdefault(stamp, []).append((obis, value, unit))
+                    batch.add(utc_iso(entry["capture-time"]), obis,
+                              scaled(entry["value"], scaler), unit)
             except (KeyError, TypeError, ValueError, AttributeError) as e:
-                raise GatewayError("format", "usage point %s: a channel the reader does not "
-                                   "understand (%s: %s)" % (point, type(e).__name__, e))
-        return readings_by_time(point, by_time, mode, last)
+                raise format_error("usage point %s: a channel the reader does not understand"
+                                   % point, e)
 
 
-def _headers(body):
-    return {"Content-Type": "application/json", "X-Content-Length": str(len(body))}
+FAMILY = Theben

@@ -1,11 +1,12 @@
-"""Home Assistant discovery for the gateway itself: its own device (manufacturer, model, firmware
-as sw_version) with sensors for its clock and firmware (from its state topic) and its polling
-health (from its diagnostics topic). The meters behind it are announced as every meter is
-(dongle.topics.discovery): one device per meter."""
-from dongle.topics import availability, device_id, diagnostics, raw_state
+"""Home Assistant discovery for a Smart Meter Gateway itself (the dongle's profile smgw and the
+host's `meterkit smgw`): its own device (manufacturer, model, firmware as sw_version) with sensors
+for its clock and firmware (from its state topic) and its polling health (from its diagnostics
+topic). The meters behind it are announced as every meter is (discovery.py): one device per
+meter. A generator, loaded only while it announces, like discovery.py."""
 from meterkit.reading import json_string
+from meterkit.smgw.values import FAMILY_OBIS, FIRMWARE_OBIS
 
-from .values import FIRMWARE_OBIS
+from .topics import availability, device_id, diagnostics, raw_state
 
 # key, label, topic ("state" or "diagnostics"), value template, device_class, state_class, unit
 _SENSORS = (
@@ -27,10 +28,15 @@ _SENSORS = (
 
 def gateway_configs(reading, base, prefix="homeassistant", node="meterkit"):
     """[(topic, payload)] for a gateway's reading (source smgw_gateway), publish retained."""
-    from .source import FAMILIES, FAMILY_OBIS
+    return list(iter_configs(reading, base, prefix, node))
+
+
+def iter_configs(reading, base, prefix="homeassistant", node="meterkit"):
+    from meterkit.smgw import FAMILIES, load
     gateway = device_id(reading)
     object_id = node + "_" + gateway
-    family = FAMILIES.get(_text(reading, FAMILY_OBIS))
+    name = _text(reading, FAMILY_OBIS)
+    family = load(name) if name in FAMILIES else None
     device = ('{"identifiers": [%s], "name": %s, "manufacturer": %s, "model": %s, '
               '"sw_version": %s}' % (
                   json_string(object_id), json_string("Smart Meter Gateway " + gateway),
@@ -39,7 +45,6 @@ def gateway_configs(reading, base, prefix="homeassistant", node="meterkit"):
                   json_string(_text(reading, FIRMWARE_OBIS) or "unknown")))
     topics = {"state": raw_state(reading, base)[0],
               "diagnostics": diagnostics({}, base, gateway)[0]}
-    out = []
     for key, label, topic, template, device_class, state_class, unit in _SENSORS:
         parts = ['{"name": %s, "unique_id": %s, "state_topic": %s, "value_template": %s, '
                  '"availability_topic": %s' % (
@@ -53,8 +58,7 @@ def gateway_configs(reading, base, prefix="homeassistant", node="meterkit"):
         if topic == "diagnostics" or key == "firmware":
             parts.append(', "entity_category": "diagnostic"')
         parts.append(', "device": %s}' % device)
-        out.append(("%s/sensor/%s/%s/config" % (prefix, object_id, key), "".join(parts).encode()))
-    return out
+        yield "%s/sensor/%s/%s/config" % (prefix, object_id, key), "".join(parts).encode()
 
 
 def _text(reading, code):
