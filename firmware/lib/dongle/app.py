@@ -74,10 +74,16 @@ class App:
         self.board = self._board(cfg["board"]["name"])
         meter = cfg["meter"]
         modbus = meter["profile"] == "modbus"
+        smgw = meter["profile"] == "smgw"
         publish = cfg["publish"]
         throttle = Throttle(publish["min_interval"], publish["on_change"])
         self.spool = Spool(self.data + "/spool", SPOOL_RAM_ITEMS, SPOOL_FILE_BYTES)
-        if modbus:   # meters we ask in turn on RS485, at the line the config or the map says
+        self.auto = None
+        if smgw:     # meters behind a Smart Meter Gateway, polled over HTTPS
+            from .smgw import Gateway
+            self.reader = self.port = Gateway(cfg["smgw"], self.data, self.spool, self.stats,
+                                              self.finite, self._on_reading)
+        elif modbus:   # meters we ask in turn on RS485, at the line the config or the map says
             from .modbus_reader import ModbusReader
             self.reader = ModbusReader(None, meter, self.spool, self.stats, throttle, self.finite,
                                        self._on_reading)
@@ -95,10 +101,11 @@ class App:
         if cfg["mqtt"]["host"]:
             settings = dict(cfg["mqtt"])
             settings.update(publish)
+            shared = modbus or smgw
             self.publisher = Publisher(settings, self.spool, self.stats, self.node,
-                                       self.reader.wake, None if modbus else self._remembered_device(),
+                                       self.reader.wake, None if shared else self._remembered_device(),
                                        self._ssl(), self._remember_device, self.stats["version"])
-            if modbus:   # many meters, one connection: the will and diagnostics are the dongle's
+            if shared:   # many meters, one connection: the will and diagnostics are the dongle's
                 self.publisher.shared = True
                 self.reader.attach(self.publisher, settings["base_topic"])
         self.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
@@ -169,7 +176,8 @@ class App:
         from . import web
         close_web = await web.start(self)
         say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
-            self.cfg["meter"]["profile"], "line", profiles.describe(self.auto.line))
+            self.cfg["meter"]["profile"], "line" if self.auto else "gateway",
+            profiles.describe(self.auto.line) if self.auto else self.reader.where)
         while not self.restart and not (self.finite and self.reader.ended and self._all_published()):
             for i in range(len(tasks)):   # only a finite reader (jobs[0]) ends
                 if tasks[i].done() and not (i == 0 and self.reader.ended):

@@ -11,9 +11,9 @@ A field that fails its check keeps its default and adds one "section.field: why"
 import json
 import os
 
-PROFILES = ("auto", "dsmr5", "dsmr22", "smarty", "mbus_dlms", "hdlc_dlms", "modbus")
+PROFILES = ("auto", "dsmr5", "dsmr22", "smarty", "mbus_dlms", "hdlc_dlms", "modbus", "smgw")
 SECRETS = (("wifi", "password"), ("mqtt", "password"), ("meter", "key"),
-           ("meter", "auth_key"), ("admin", "password"))
+           ("meter", "auth_key"), ("admin", "password"), ("smgw", "password"))
 MASK = "********"
 HEX = "0123456789abcdefABCDEF"
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
@@ -157,6 +157,23 @@ def intervals(value):
     return value
 
 
+def fingerprint(value):
+    """A certificate's SHA-256: 64 hex digits, pairs may be split by ':' (as browsers show it)."""
+    digits = _text(value, 95).replace(":", "").replace(" ", "").lower()
+    if digits and (len(digits) != 64 or [c for c in digits if c not in HEX]):
+        raise ValueError("must be empty (pin the first certificate seen) or the SHA-256 "
+                         "fingerprint: 64 hex digits, e.g. AB:CD:…")
+    return digits
+
+
+def clock_time(value):
+    parts = _text(value, 5).split(":")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts) \
+            or int(parts[0]) > 23 or int(parts[1]) > 59:
+        raise ValueError("must be HH:MM, e.g. 00:15")
+    return value
+
+
 SCHEMA = (
     ("wifi", (
         ("ssid", "", text(32)),
@@ -173,6 +190,22 @@ SCHEMA = (
         ("intervals", "", intervals),   # profile modbus: 'voltage=10 current=5'; empty: defaults
         ("modbus_timeout_ms", 300, number(20, 10000)),   # a meter's turnaround before "no answer"
         ("modbus_retry_s", 30, number(1, 3600)),         # a meter that stopped answering: asked again
+    )),
+    ("smgw", (   # profile smgw: a Smart Meter Gateway's HAN interface (smgw.py)
+        ("family", "", choice(("", "ppc", "theben", "emh"))),
+        ("host", "", made_of(HOST_CHARS, "a host name or IP address", 253)),
+        ("port", 443, number(1, 65535)),
+        ("user", "", text(128)),
+        ("password", "", text(256)),
+        ("gateway_id", "", made_of(NAME_CHARS + ".", "letters, digits, ., - and _", 64)),
+        ("pin", "", fingerprint),            # empty: the first certificate seen is pinned
+        ("name", "smgw", made_of(NAME_CHARS, "letters, digits, - and _", 64)),   # in the topics
+        ("mode", "interval", choice(("interval", "daily"))),
+        ("interval_s", 300, number(10, 86400)),   # less than 300 s risks a HAN login lockout
+        ("daily_at", "00:15", clock_time),        # daily mode: the gateway's local time
+        ("max_logins_per_hour", 12, number(1, 120)),
+        ("timeout_s", 30, number(1, 600)),
+        ("backoff_max_s", 3600, number(1, 86400)),
     )),
     ("board", (
         ("name", "generic", made_of(NAME_CHARS, "letters, digits, - and _", 32)),
@@ -257,6 +290,11 @@ def _cross_checks(config):
         errors.append("meter.auth_key: set only together with meter.key")
     if meter["profile"] == "modbus" and not meter["modbus"]:
         errors.append("meter.modbus: the modbus profile needs its meters, e.g. sdm630:1")
+    if meter["profile"] == "smgw":
+        for name, example in (("family", "ppc, theben or emh"), ("host", "192.168.1.200"),
+                              ("user", "the HAN user from the metering point operator")):
+            if not config["smgw"][name]:
+                errors.append("smgw.%s: the smgw profile needs it (%s)" % (name, example))
     return errors
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from meterkit.smgw import GatewayError
 from meterkit.smgw.digest import Digest
+from meterkit.smgw.exchange import pretty, refusal, timeout_message
 
 log = logging.getLogger("meterkit.smgw")
 
@@ -31,8 +32,7 @@ MAX_PAGE = 4 << 20      # a gateway page is a few KB; more is a broken or hostil
 
 def fingerprint(der):
     """SHA-256 of a DER certificate as browsers print it: 'AB:CD:…' (32 pairs)."""
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+    return pretty(hashlib.sha256(der).hexdigest())
 
 
 class Page:
@@ -67,12 +67,9 @@ def _digest_auth(user, password, force_md5):
             return prepared
 
         def on_401(self, response, **kwargs):
-            challenge = response.headers.get("WWW-Authenticate", "")
-            stale = "stale=true" in challenge.lower().replace('"', "")
-            if response.status_code != 401 or ("Authorization" in response.request.headers
-                                                and not stale):
-                return response
-            if not self.digest.challenge(challenge):
+            if response.status_code != 401 or not self.digest.answer(
+                    response.headers.get("WWW-Authenticate"),
+                    "Authorization" in response.request.headers):
                 return response
             response.content   # read to the end: the connection is used again
             response.close()
@@ -210,17 +207,9 @@ class Http:
         return self._call(method, path, what, auth, buffered, **kwargs)
 
     def _refuse(self, status, what):
-        if status == 401:
-            raise GatewayError("auth", "the gateway at %s refused user %r (HTTP 401 on %s): wrong "
-                               "user name or password? Use the HAN credentials from the metering "
-                               "point operator; repeated failures can lock the HAN login" % (
-                                   self.where, self.spec["user"], what))
-        if status == 403:
-            raise GatewayError("auth", "the gateway at %s denied %s (HTTP 403): this user may not "
-                               "read it" % (self.where, what))
-        if not 200 <= status < 300:
-            raise GatewayError("http", "the gateway at %s answered HTTP %d to %s" % (
-                self.where, status, what))
+        refused = refusal(status, self.where, self.spec["user"], what)
+        if refused is not None:
+            raise refused
 
     def _call(self, method, path, what, auth, consume, **kwargs):
         """consume(response, deadline) inside the request, its errors turned into GatewayError."""
@@ -263,9 +252,7 @@ class Http:
             yield chunk
 
     def _timeout_message(self, what):
-        hint = (" (a Theben Conexa stays silent when the user name or password is wrong)"
-                if self.silent_on_bad_login else "")
-        return "no answer from %s to %s within %d s%s" % (self.where, what, self.timeout, hint)
+        return timeout_message(self.where, what, self.timeout, self.silent_on_bad_login)
 
     def close(self):
         if self.session is not None:

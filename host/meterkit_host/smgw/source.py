@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from meterkit import VERSION
 from meterkit.clock import epoch_seconds
 from meterkit.smgw import FAMILIES as NAMES, Cycle, GatewayError, load
-from meterkit.smgw.values import FAMILY_OBIS, gateway_reading, http_date_iso, local_fields
+from meterkit.smgw.values import (FAMILY_OBIS, epoch_iso, gateway_reading, http_date_iso,
+                                  local_fields)
 
 from .config import POLITE_S
 from .guard import HostLock, State, state_path
@@ -191,7 +192,7 @@ class GatewaySource:
         self.failures = 0
         firmware, meters = snapshot
         self.firmware = firmware or self.firmware
-        clock = http_date_iso(http.last_date) or _epoch_iso(received)
+        clock = http_date_iso(http.last_date) or epoch_iso(received)
         gateway = gateway_reading(self.name, self.firmware, clock, self.family.name)
         self.sinks.reading(self.name, gateway, received)
         for reading in meters:
@@ -258,9 +259,6 @@ class ZoneClock:
     def today(self, now):
         return datetime.datetime.fromtimestamp(now, self.zone).date().isoformat()
 
-
-def _epoch_iso(seconds):
-    return datetime.datetime.fromtimestamp(int(seconds), datetime.timezone.utc).isoformat()
 
 
 def _clock(epoch, zone):

@@ -27,7 +27,7 @@ class GatewayError(DecodeError):
     format, busy, lockout; the message says what happened and what to do."""
 
     def __init__(self, kind, message):
-        DecodeError.__init__(self, message)
+        super().__init__(message)
         self.kind = kind
 
 

@@ -5,6 +5,7 @@
     digest.challenge(www_authenticate)      # a 401's header: learn realm, nonce, algorithm, qop
     digest.authorization(method, uri)       # the Authorization header's value (None: no challenge
                                             # seen yet); every call counts the nonce up
+    digest.answer(www_authenticate, sent)   # after a 401: True when the request should go again
 
 force_md5 answers with MD5 whatever the challenge names: Theben CONEXA firmware offers SHA-256
 but checks MD5 (jannickfahlbusch/ha-ppc-smgw PR #165, issue #160).
@@ -75,6 +76,13 @@ class Digest:
                                "qop auth" % known["qop"])
         self.known, self.count = known, 0
         return True
+
+    def answer(self, header, sent):
+        """After a 401: True when the request should go again, answering its challenge. Once
+        only, unless the gateway calls the nonce stale: each refused answer to a wrong password
+        counts towards the HAN login's lockout."""
+        stale = isinstance(header, str) and "stale=true" in header.lower().replace('"', "")
+        return (not sent or stale) and self.challenge(header)
 
     @staticmethod
     def _hash(algorithm):

@@ -7,6 +7,7 @@
     JsonAnswer(limit): the body kept up to `limit` bytes and read as JSON (load())
 
 The transport sets answer.cookies (the names of the cookies the answer set) before close().
+Both transports word their failures alike: refusal(), timeout_message(), pretty().
 """
 from . import GatewayError
 from meterkit.reading import json_string
@@ -71,3 +72,31 @@ def json_body(pairs):
     MicroPython)."""
     return ("{%s}" % ", ".join("%s: %s" % (json_string(k), json_string(v))
                                for k, v in pairs)).encode()
+
+
+def refusal(status, where, user, what):
+    """The GatewayError for an answer that is not 2xx, or None."""
+    if status == 401:
+        return GatewayError("auth", "the gateway at %s refused user %r (HTTP 401 on %s): wrong "
+                            "user name or password? Use the HAN credentials from the metering "
+                            "point operator; repeated failures can lock the HAN login" % (
+                                where, user, what))
+    if status == 403:
+        return GatewayError("auth", "the gateway at %s denied %s (HTTP 403): this user may not "
+                            "read it" % (where, what))
+    if not 200 <= status < 300:
+        return GatewayError("http", "the gateway at %s answered HTTP %d to %s" % (
+            where, status, what))
+    return None
+
+
+def timeout_message(where, what, seconds, silent_on_bad_login):
+    hint = (" (a Theben Conexa stays silent when the user name or password is wrong)"
+            if silent_on_bad_login else "")
+    return "no answer from %s to %s within %d s%s" % (where, what, seconds, hint)
+
+
+def pretty(fingerprint):
+    """A SHA-256 in hex -> 'AB:CD:…' (32 pairs), as browsers show it."""
+    digest = fingerprint.replace(":", "").upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))

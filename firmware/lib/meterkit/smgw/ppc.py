@@ -231,7 +231,8 @@ class Ppc:
 
     def cycle(self, mode, since, emit, now=None):
         """The cycle generator: log in, read every meter (daily: yesterday's values as of `now`,
-        epoch s), log out; emit(Reading) per meter and capture time; returns the firmware text."""
+        epoch s or a function giving it when it is needed), log out; emit(Reading) per meter and
+        capture time; returns the firmware text."""
         firmware = yield from self._login()
         try:
             page = yield from self._post("meterform", "the meter list")
@@ -301,7 +302,9 @@ class Ppc:
         """Yesterday's 15-minute values, 00:00 to today's 00:15 in the gateway's time."""
         form_page = yield from self._post("showMeterValuesForm", "the values form of %s" % mid,
                                           (("mid", mid),))
-        if now is None:
+        if callable(now):
+            now = now()
+        elif now is None:
             from time import time
             now = int(time())
         today = self.clock.today(now)

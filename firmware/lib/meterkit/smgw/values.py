@@ -174,6 +174,12 @@ def civil_date(epoch):
     return "%04d-%02d-%02d" % (yoe + era * 400 + (month <= 2), month, day)
 
 
+def epoch_iso(epoch):
+    """Epoch seconds -> '2026-05-16T00:00:01+00:00'."""
+    return "%sT%02d:%02d:%02d+00:00" % (civil_date(epoch), epoch // 3600 % 24, epoch // 60 % 60,
+                                        epoch % 60)
+
+
 def new_reading(meter_id, iso_time, source=SOURCE):
     reading = Reading(meter_id, iso_time)
     reading.source = source
