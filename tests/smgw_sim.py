@@ -85,17 +85,11 @@ def _hash(algorithm, text):
 
 
 def _digest_fields(header):
-    """'Digest a="b", c=d' -> {a: b, c: d}."""
-    fields, rest = {}, header[len("Digest "):]
-    while rest:
-        key, _, rest = rest.strip().partition("=")
-        if rest.startswith('"'):
-            value, _, rest = rest[1:].partition('"')
-        else:
-            value, _, rest = rest.partition(",")
-        fields[key.strip().lower()] = value.strip()
-        rest = rest.lstrip(", ")
-    return fields
+    """'Digest a="b", c=d' -> {a: b, c: d}, by the standard library's parser (not the reader's:
+    the simulator checks the dongle's and the host's digest independently)."""
+    from urllib.request import parse_http_list, parse_keqv_list
+    return dict((k.lower(), v) for k, v in
+                parse_keqv_list(parse_http_list(header[len("Digest "):])).items())
 
 
 def exact_add(start, step, count):

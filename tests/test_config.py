@@ -26,7 +26,8 @@ INVALID = [
     ({"wifi": {"password": "g" * 64}},
      "wifi.password: must be empty (open network), 8..63 characters or 64 hex digits"),
     ({"meter": {"profile": "dsmr4"}},
-     "meter.profile: must be one of auto, dsmr5, dsmr22, smarty, mbus_dlms, hdlc_dlms, modbus"),
+     "meter.profile: must be one of auto, dsmr5, dsmr22, smarty, mbus_dlms, hdlc_dlms, modbus, "
+     "smgw"),
     ({"meter": {"key": "0011"}}, "meter.key: must be 32 hex digits (16 bytes) or empty"),
     ({"meter": {"key": KEY[:-1] + "G"}}, "meter.key: must be 32 hex digits (16 bytes) or empty"),
     ({"meter": {"key": KEY, "auth_key": "xyz"}},
@@ -89,6 +90,7 @@ VALID = {
                 "on_change": True},
     "admin": {"password": "s3cret-admin"},
     "ap": {"timeout": 0},
+    "smgw": {"password": "gateway-pw"},
 }
 
 
@@ -136,7 +138,7 @@ def test_public_view_masks_every_secret_and_nothing_else():
     assert view["mqtt"]["user"] == "dongle" and view["wifi"]["ssid"] == "Küche"
     assert view["mqtt"]["ca_cert"] == PEM                  # a CA certificate is public
     text = json.dumps(view)
-    for secret in ("correct horse", "00112233", KEY, "s3cret-admin", '"pw"'):
+    for secret in ("correct horse", "00112233", KEY, "s3cret-admin", '"pw"', "gateway-pw"):
         assert secret not in text
     unset = config.public_view(config.defaults())
     assert unset["wifi"]["password"] == "" and unset["admin"]["password"] == ""

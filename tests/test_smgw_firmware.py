@@ -103,6 +103,37 @@ def test_every_meter_arrives_exactly_with_the_gateways_times(tmp_path, family):
             fw.stop()
 
 
+def test_ppc_daily_mode_streams_yesterdays_page(tmp_path):
+    """mode daily: yesterday's certified 15-minute values (the page is read row by row, never
+    whole), every one exact with its capture time, spooled oldest first per meter."""
+    import datetime
+    from zoneinfo import ZoneInfo
+    berlin = ZoneInfo("Europe/Berlin")
+    today = datetime.datetime.now(berlin).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = int((today - datetime.timedelta(days=1)).timestamp())
+    times = list(range(start, int(today.timestamp()) + STEP_S + 1, STEP_S))
+    with Gateway(tmp_path, "ppc") as gw, Broker(tmp_path) as broker, \
+            Subscriber(broker.port) as sub:
+        fw = Firmware(tmp_path, settings(gw, mode="daily"), broker.port, compiled=True,
+                      heapsize="384k").start()
+        try:
+            meters = expected("ppc", T0)
+            wait(sub, fw, lambda: all(len(states(sub, m)) == len(times) for m in meters), 120,
+                 "a day of states")
+            for meter in meters:
+                got = states(sub, meter)
+                assert [s["timestamp"] for s in got] == times
+                for state in got:
+                    want = expected("ppc", state["timestamp"])[meter]
+                    assert state["values"] == dict(
+                        (obis, {"value": Decimal(value), "unit": unit})
+                        for obis, (value, unit) in want.items())
+            assert ("POST", "/cgi-bin/hanservice.cgi", "showMeterValues") in gw.requests
+            assert fw.proc.poll() is None
+        finally:
+            fw.stop()
+
+
 def test_a_wrong_password_is_named_and_the_guard_holds_across_a_restart(tmp_path):
     with Gateway(tmp_path, "emh") as gw, Broker(tmp_path) as broker, \
             Subscriber(broker.port) as sub:
@@ -153,6 +184,33 @@ def test_a_changed_certificate_is_refused_before_any_credential(tmp_path):
             gw.advance()
             wait(sub, fw, lambda: any(s["timestamp"] == T0 + STEP_S
                                       for s in states(sub, METER["ppc"])), what="a new state")
+        finally:
+            fw.stop()
+
+
+@pytest.mark.parametrize("family,mode,message", [
+    ("emh", "error500", "answered HTTP 500 to the meter list"),
+    ("theben", "hang", "within 5 s (a Theben Conexa stays silent when the user name or password"),
+    ("ppc", "malformed", "not a number: '12,3,4'"),
+    ("theben", "malformed", "the smgw-info answer of 127.0.0.1:%d is not JSON"),
+    ("ppc", "second_session", "another session is probably open"),
+])
+def test_a_misbehaving_gateway_is_named_and_survived(tmp_path, family, mode, message):
+    with Gateway(tmp_path, family) as gw, Broker(tmp_path) as broker, \
+            Subscriber(broker.port) as sub:
+        fw = Firmware(tmp_path, settings(gw), broker.port).start()
+        try:
+            wait(sub, fw, lambda: states(sub, METER[family]), what="a state")
+            gw.mode = mode
+            line = said(fw, message.replace("%d", str(gw.port)), 90)
+            assert "next try in" in line
+            wait(sub, fw, lambda: decoded(sub.on("smartmeter/smgw/diagnostics")[-1])[
+                "polls_failed"] >= 1, what="the failure in the diagnostics")
+            gw.mode = "ok"
+            gw.session = None   # (a browser that held the PPC session logs out)
+            gw.advance()
+            wait(sub, fw, lambda: any(s["timestamp"] == T0 + STEP_S
+                                      for s in states(sub, METER[family])), 90, "a new state")
         finally:
             fw.stop()
 

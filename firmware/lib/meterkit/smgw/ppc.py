@@ -163,15 +163,21 @@ class Page:
 
 class Rows:
     """A meter's value rows -> its Batch: the time a pair's second row inherits, the rows the
-    gateway marks not valid (skipped, with a note), exact values."""
+    gateway marks not valid (skipped, with a note), exact values. With `emit` (daily mode) each
+    capture time's Reading goes out as soon as the next time begins: a page's rows of one time
+    stand together, so a day's page is never held (it comes newest first)."""
 
-    def __init__(self, meter, batch, clock, note):
+    def __init__(self, meter, batch, clock, note, emit=None):
         self.meter, self.batch, self.clock, self.note = meter, batch, clock, note
+        self.emit = emit
         self.stamp, self.valid = None, True
 
     def add(self, row):
         meter = self.meter
         obis = row["obis"].strip()
+        if row.get("timestamp") and self.emit is not None:
+            for reading in self.batch.readings():
+                self.emit(reading)
         if row.get("timestamp"):
             try:
                 self.stamp = self.clock.iso(row["timestamp"])
@@ -232,7 +238,7 @@ class Ppc:
     def cycle(self, mode, since, emit, now=None):
         """The cycle generator: log in, read every meter (daily: yesterday's values as of `now`,
         epoch s or a function giving it when it is needed), log out; emit(Reading) per meter and
-        capture time; returns the firmware text."""
+        capture time (daily: as the page has them, newest first); returns the firmware text."""
         firmware = yield from self._login()
         try:
             page = yield from self._post("meterform", "the meter list")
@@ -247,7 +253,8 @@ class Ppc:
             page = None
             for mid, meter in meters:
                 batch = Batch(meter, mode, since.get(meter))
-                rows = Rows(meter, batch, self.clock, self.note)
+                rows = Rows(meter, batch, self.clock, self.note,
+                            emit if mode == "daily" else None)
                 if mode == "daily":
                     page = yield from self._day(mid, rows.add, now)
                 else:

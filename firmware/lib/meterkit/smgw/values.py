@@ -89,6 +89,17 @@ def _fields(text, pattern):
     return numbers + [int(digits)]
 
 
+def _valid(moment):
+    """A real date and time (valid_date lets 31 days pass in every month)."""
+    year, month, day = moment[0], moment[1], moment[2]
+    if not valid_date(*moment):
+        return False
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return day <= 28 + leap
+    return day <= (30 if month in (4, 6, 9, 11) else 31)
+
+
 def utc_iso(text):
     """An ISO-8601 time with an offset or Z ('2026-05-15T22:00:00Z', fractions dropped) -> the
     same instant as '2026-05-15T22:00:00+00:00'; ValueError otherwise."""
@@ -105,7 +116,7 @@ def utc_iso(text):
             end += 1
         rest = rest[end:]
     offset = _fields(rest[1:], "dd:dd") if rest[:1] in ("+", "-") else None
-    if moment is None or not valid_date(*moment):
+    if moment is None or not _valid(moment):
         raise ValueError("not an ISO-8601 time: %r" % text)
     if offset is None or offset[0] > 23 or offset[1] > 59:
         raise ValueError("an ISO-8601 time without a UTC offset: %r" % text)
@@ -115,7 +126,7 @@ def utc_iso(text):
 def local_fields(text):
     """'2026-05-16 00:00:01' (a PPC page's local time) -> [2026, 5, 16, 0, 0, 1]; else ValueError."""
     moment = _fields(text.strip(), "dddd-dd-dd dd:dd:dd")
-    if moment is None or not valid_date(*moment):
+    if moment is None or not _valid(moment):
         raise ValueError("not a time like 2026-05-16 00:00:01: %r" % text)
     return moment
 
@@ -124,13 +135,14 @@ def http_date_iso(header):
     """The gateway's clock from an HTTP Date header ('Sat, 16 May 2026 00:00:01 GMT') as ISO
     text in UTC; None when there is none or it is not one."""
     parts = header.split() if isinstance(header, str) else ()
-    if len(parts) != 6 or parts[5] != "GMT" or parts[2] not in _MONTHS or len(parts[2]) != 3:
+    month = _MONTHS.find(parts[2]) if len(parts) == 6 and len(parts[2]) == 3 else -1
+    if month < 0 or month % 3 or parts[5] != "GMT":
         return None
     clock = _fields(parts[4], "dd:dd:dd")
     if clock is None or not parts[1].isdigit() or not parts[3].isdigit():
         return None
-    moment = [int(parts[3]), _MONTHS.index(parts[2]) // 3 + 1, int(parts[1])] + clock
-    if not valid_date(*moment):
+    moment = [int(parts[3]), month // 3 + 1, int(parts[1])] + clock
+    if not _valid(moment):
         return None
     return "%04d-%02d-%02dT%02d:%02d:%02d+00:00" % tuple(moment)
 
