@@ -59,16 +59,16 @@ def cycle(path, gw, family, heap_kb, work):
     return lines
 
 
-def smallest(path, gw, family, work, low=8, high=512, step=2):
-    """The smallest heap (KB, `step` resolution) in which the cycle completes."""
-    if cycle(path, gw, family, high, work) is None:
-        raise SystemExit("%s does not run even in %d KB" % (family, high))
+def smallest(fits, what, low, high, step):
+    """The smallest heap (KB, `step` resolution, between low and high) in which fits(kb)."""
+    if not fits(high):
+        raise SystemExit("%s does not run even in %d KB" % (what, high))
     while high - low > step:
         mid = (low + high) // (2 * step) * step
-        if cycle(path, gw, family, mid, work) is None:
-            low = mid
-        else:
+        if fits(mid):
             high = mid
+        else:
+            low = mid
     return high
 
 
@@ -100,18 +100,6 @@ def whole(work, family, heap_kb):
             fw.stop()
 
 
-def smallest_whole(work, family, low=96, high=512):
-    if whole(work, family, high) is None:
-        raise SystemExit("the whole firmware does not run %s even in %d KB" % (family, high))
-    while high - low > 8:
-        mid = (low + high) // 16 * 8
-        if whole(work, family, mid) is None:
-            low = mid
-        else:
-            high = mid
-    return high
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default="none,tls-emh,emh,theben,ppc,ppc-daily")
@@ -127,7 +115,8 @@ def main():
             lines = cycle(path, gw, family, 512, work)
             if lines is None:
                 raise SystemExit("%s: the cycle fails even in 512 KB" % family)
-            kb = smallest(path, gw, family, work)
+            kb = smallest(lambda heap: cycle(path, gw, family, heap, work) is not None, family,
+                          8, 512, 2)
         readings = [line for line in lines if line.startswith("reading ")]
         what = "a whole cycle with TLS: %d readings, %d values" % (
             len(readings), sum(int(line.split()[3]) for line in readings))
@@ -139,7 +128,8 @@ def main():
         print("smallest heap for the whole firmware with profile smgw (MQTT, HA discovery, web; "
               "8 KB steps):")
     for family in filter(None, args.whole.split(",")):
-        kb = smallest_whole(work, family)
+        kb = smallest(lambda heap: whole(work, family, heap) is not None,
+                      "the whole firmware with " + family, 96, 512, 8)
         print("  %-10s %4d KB" % (family, kb))
 
 

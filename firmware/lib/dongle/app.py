@@ -102,9 +102,10 @@ class App:
             settings = dict(cfg["mqtt"])
             settings.update(publish)
             shared = modbus or smgw
+            device = None if shared else self._remembered_device()
             self.publisher = Publisher(settings, self.spool, self.stats, self.node,
-                                       self.reader.wake, None if shared else self._remembered_device(),
-                                       self._ssl(), self._remember_device, self.stats["version"])
+                                       self.reader.wake, device, self._ssl(),
+                                       self._remember_device, self.stats["version"])
             if shared:   # many meters, one connection: the will and diagnostics are the dongle's
                 self.publisher.shared = True
                 self.reader.attach(self.publisher, settings["base_topic"])

@@ -17,8 +17,7 @@ from zoneinfo import ZoneInfo
 from meterkit import VERSION
 from meterkit.clock import epoch_seconds
 from meterkit.smgw import FAMILIES as NAMES, Cycle, GatewayError, load
-from meterkit.smgw.values import (FAMILY_OBIS, epoch_iso, gateway_reading, http_date_iso,
-                                  local_fields)
+from meterkit.smgw.values import epoch_iso, gateway_reading, http_date_iso, local_fields
 
 from .config import POLITE_S
 from .guard import HostLock, State, state_path

@@ -124,7 +124,7 @@ def utc_iso(text):
 
 
 def local_fields(text):
-    """'2026-05-16 00:00:01' (a PPC page's local time) -> [2026, 5, 16, 0, 0, 1]; else ValueError."""
+    """'2026-05-16 00:00:01' (a PPC page's local time) -> [2026, 5, 16, 0, 0, 1], or ValueError."""
     moment = _fields(text.strip(), "dddd-dd-dd dd:dd:dd")
     if moment is None or not _valid(moment):
         raise ValueError("not a time like 2026-05-16 00:00:01: %r" % text)
