@@ -12,8 +12,8 @@ import asyncio
 
 from meterkit.modbus import poll, regmap, rtu
 
-from . import profiles, record, topics
-from .reader import Throttle, now_s, ticks_ms
+from . import profiles, topics
+from .reader import Throttle, queue, ticks_ms
 
 try:
     from time import ticks_add, ticks_diff
@@ -151,18 +151,5 @@ class ModbusReader:
         return [(topics.availability(self.base, ident)[0], self.status[ident]) for ident in self.status]
 
     def _queue(self, reading):
-        now = now_s()
-        if not self.throttle.admit(reading, now):
-            self.stats["throttled"] += 1
-            return
-        try:
-            item = record.encode(reading, now)
-            self.spool.put(item)
-        except ValueError as e:
-            self.stats["last_error"] = "reading not queued: %s" % e
-            self.stats["dropped_oversize"] += 1
-            return
-        self.stats["readings"] += 1
-        if self.on_reading:
-            self.on_reading(reading, item)
+        queue(self, reading)
         self.wake.set()

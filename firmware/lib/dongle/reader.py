@@ -53,6 +53,25 @@ def _signature(reading):
             if not code.startswith("0-0:1.0.0")]
 
 
+def queue(reader, reading):
+    """A reading into the reader's spool as its exact record, throttled and counted (the meter
+    readers share it: reader.throttle, spool, stats and on_reading)."""
+    now = now_s()
+    if not reader.throttle.admit(reading, now):
+        reader.stats["throttled"] += 1
+        return
+    try:
+        item = record.encode(reading, now)
+        reader.spool.put(item)
+    except ValueError as e:   # bigger than a spool item may be: say so, keep going
+        reader.stats["last_error"] = "reading not queued: %s" % e
+        reader.stats["dropped_oversize"] += 1
+        return
+    reader.stats["readings"] += 1
+    if reader.on_reading:
+        reader.on_reading(reading, item)
+
+
 class Reader:
     def __init__(self, port, auto, spool, stats, key=None, auth_key=None, framings=None,
                  throttle=None, finite=False, on_reading=None):
@@ -127,18 +146,5 @@ class Reader:
             raise MemoryError("no heap to decode a frame")
 
     def _queue(self, reading):
-        now = now_s()
-        if not self.throttle.admit(reading, now):
-            self.stats["throttled"] += 1
-            return
-        try:
-            item = record.encode(reading, now)
-            self.spool.put(item)
-        except ValueError as e:   # bigger than a spool item may be: say so, keep going
-            self.stats["last_error"] = "reading not queued: %s" % e
-            self.stats["dropped_oversize"] += 1
-            return
-        self.stats["readings"] += 1
-        if self.on_reading:
-            self.on_reading(reading, item)
+        queue(self, reading)
         self.wake.set()
