@@ -8,7 +8,7 @@ import json
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import recovery
 from meterkit.link import p1
@@ -33,20 +33,31 @@ def damage(draw, stream):
     return runs, draw(st.lists(st.integers(0, len(stream.data)), max_size=8))
 
 
+def sum_kept(original, noise):
+    """True if XORing noise into these bytes leaves their sum mod 256 as it was."""
+    garbled = [b ^ noise[i % len(noise)] for i, b in enumerate(original)]
+    return sum(garbled) % 256 == sum(original) % 256
+
+
 @pytest.mark.parametrize("own_framing", [True, False], ids=["own framing", "auto-detect"])
 @pytest.mark.parametrize("name", list(FRAMINGS))
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, derandomize=True,   # CI sees the same cases each run
+          suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_damage_costs_only_the_telegrams_it_touched(name, own_framing, data):
     stream = STREAMS[name]
     runs, chunks = data.draw(damage(stream))
     damaged, touched, placed = stream.damage(runs)
+    if name == "mbus":   # M-Bus checks a frame by its byte sum, and EVN's frames carry no GCM tag
+        assume(not any(kind == "garble" and sum_kept(stream.data[at:at + n], noise)
+                       for kind, at, n, noise in placed))   # so nothing can catch such a change
     counts = {}
     lines = decode(stream, damaged, own_framing, chunks, counts)
     assert problems(stream, touched, lines, counts) == [], (placed, sorted(touched))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_the_plain_python_p1_scan_recovers_alike(data):
     """meterkit.PURE_PYTHON's binary scan answers as the CPython one does."""
