@@ -151,5 +151,5 @@ class ModbusReader:
         return [(topics.availability(self.base, ident)[0], self.status[ident]) for ident in self.status]
 
     def _queue(self, reading):
-        queue(self, reading)
-        self.wake.set()
+        if queue(self, reading):
+            self.wake.set()

@@ -55,21 +55,22 @@ def _signature(reading):
 
 def queue(reader, reading):
     """A reading into the reader's spool as its exact record, throttled and counted (the meter
-    readers share it: reader.throttle, spool, stats and on_reading)."""
+    readers share it: reader.throttle, spool, stats and on_reading). True if it went in."""
     now = now_s()
     if not reader.throttle.admit(reading, now):
         reader.stats["throttled"] += 1
-        return
+        return False
     try:
         item = record.encode(reading, now)
         reader.spool.put(item)
     except ValueError as e:   # bigger than a spool item may be: say so, keep going
         reader.stats["last_error"] = "reading not queued: %s" % e
         reader.stats["dropped_oversize"] += 1
-        return
+        return False
     reader.stats["readings"] += 1
     if reader.on_reading:
         reader.on_reading(reading, item)
+    return True
 
 
 class Reader:
@@ -146,5 +147,5 @@ class Reader:
             raise MemoryError("no heap to decode a frame")
 
     def _queue(self, reading):
-        queue(self, reading)
-        self.wake.set()
+        if queue(self, reading):
+            self.wake.set()
