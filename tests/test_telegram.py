@@ -197,8 +197,11 @@ def test_silence_alert_for_any_meter_and_a_lasting_refusal(tmp_path):
         reading = Reading("house")
         reading.add("1-0:1.7.0", Exact(1234, -3), "kW")
         sink.put("p1", reading, int(time.time()))
-        assert api.wait_for(lambda: api.texts("not answering"), 10) == [
-            "⚠️ house is not answering: no reading for 1 s"]
+        alerts = api.wait_for(lambda: api.texts("not answering"), 10)
+        # how long the silence had lasted when the sink looked depends on the machine's load
+        assert len(alerts) == 1 and re.fullmatch(
+            "⚠️ house is not answering: no reading for ([0-9]+) s", alerts[0]), alerts
+        assert int(alerts[0].split()[-2]) >= 1   # silent_after_s
         sink.put("p1", reading, int(time.time()))
         api.wait_for(lambda: api.texts("answering again"), 10)
         api.add_update(CHAT, "/status")
