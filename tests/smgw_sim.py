@@ -7,7 +7,7 @@ meters whose readings advance by 15 minutes per `advance()`.
         gw.url, gw.user, gw.password, gw.fingerprint
         gw.mode = "error500" | "hang" | "second_session" | "no_cookie" | "many_cookies"
                   | "malformed"
-        gw.advance(); gw.new_certificate(); gw.logins (epochs of login attempts)
+        gw.advance(); gw.new_certificate(); gw.logins (epochs of login attempts); gw.hits
 
 Bad days the gateway can have: answering 500, hanging (until the test ends or 30 s), a foreign
 session holding the PPC login, no or several session cookies, malformed pages. A wrong password
@@ -120,6 +120,7 @@ class Gateway:
         self.step = 0
         self.logins = []             # epochs of every login attempt (authorized or not)
         self.requests = []           # (method, path, action or method name)
+        self.hits = 0                # HTTP requests received, whatever they were
         self.nonces = set()
         self.session = None          # PPC: {"id", "token", "since", "foreign"}
         self.unhang = threading.Event()
@@ -249,6 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method):
         gw = self.server.gateway
+        gw.hits += 1
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if gw.mode == "hang":

@@ -168,10 +168,11 @@ def test_a_changed_certificate_is_refused_before_any_credential(tmp_path):
             wait(sub, fw, lambda: states(sub, METER["ppc"]), what="a state")
             old, logins = gw.fingerprint, len(gw.logins)
             gw.new_certificate()
+            hits = gw.hits
             line = said(fw, "the certificate of 127.0.0.1:%d changed" % gw.port)
             assert "pinned SHA-256 %s, now %s" % (old, gw.fingerprint) in line
             assert "No credentials were sent" in line and "smgw.pin" in line
-            assert len(gw.logins) == logins        # nothing reached the new certificate's owner
+            assert len(gw.logins) == logins and gw.hits == hits   # no request reached its owner
             wait(sub, fw, lambda: sub.on("smartmeter/smgw/status")[-1:] == [b"offline"],
                  what="the gateway offline")
             assert sub.on("smartmeter/%s/status" % METER["ppc"])[-1] == b"offline"

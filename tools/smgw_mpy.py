@@ -43,7 +43,7 @@ async def probe(family, host, port):
 
 def main(args):
     family, host, port, user, password, data = args[:6]
-    gc.threshold(8192)   # as the app runs (app.GC_BYTES)
+    gc.threshold((gc.mem_alloc() + gc.mem_free()) // 32)   # as the app runs (app.GC_SHARE)
     gc.collect()
     if family == "none":   # the modules alone: the baseline of the bench
         import dongle.smgw  # noqa: F401
