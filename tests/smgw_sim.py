@@ -7,6 +7,7 @@ meters whose readings advance by 15 minutes per `advance()`.
         gw.url, gw.user, gw.password, gw.fingerprint
         gw.mode = "error500" | "hang" | "second_session" | "no_cookie" | "many_cookies"
                   | "malformed"
+        gw.chunked, gw.close_each = True, True   (how the answers are framed; default False)
         gw.advance(); gw.new_certificate(); gw.logins (epochs of login attempts); gw.hits
 
 Bad days the gateway can have: answering 500, hanging (until the test ends or 30 s), a foreign
@@ -121,6 +122,8 @@ class Gateway:
         self.logins = []             # epochs of every login attempt (authorized or not)
         self.requests = []           # (method, path, action or method name)
         self.hits = 0                # HTTP requests received, whatever they were
+        self.chunked = False         # answers in Transfer-Encoding: chunked, 100 bytes a chunk
+        self.close_each = False      # Connection: close after every answer
         self.nonces = set()
         self.session = None          # PPC: {"id", "token", "since", "foreign"}
         self.unhang = threading.Event()
@@ -274,13 +277,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, payload, kind, headers)
 
     def _send(self, status, payload, kind, headers=()):
+        gw = self.server.gateway
         self.send_response(status)
         self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(payload)))
+        if gw.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(payload)))
+        if gw.close_each:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if gw.chunked:
+            for at in range(0, len(payload), 100):
+                piece = payload[at:at + 100]
+                self.wfile.write(b"%x;x=1\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\nX-Trailer: 1\r\n\r\n")
+        else:
+            self.wfile.write(payload)
 
 
 # -- PPC: hanservice.cgi -----------------------------------------------------------------------

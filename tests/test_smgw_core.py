@@ -267,3 +267,129 @@ def test_every_family_compiles_and_loads_on_micropython(family):
                           "f('gw:443', 'u').probe().path)" % family)
     assert out.split()[0] == family
     assert out.split()[1] == ("True" if family == "theben" else "False")
+
+
+# -- bad input: only GatewayError, never anything else ----------------------------------------
+
+FUZZ = """
+from meterkit.smgw import Cycle, GatewayError, load
+from meterkit.exact import Exact
+class Lcg:
+    def __init__(self, seed):
+        self.state = seed
+    def below(self, n):
+        self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
+        return self.state % n
+def mutated(rng, data):
+    for _ in range(1 + rng.below(6)):
+        at = rng.below(len(data) + 1)
+        what = rng.below(5)
+        if what == 0:
+            data = data[:at] + bytes([rng.below(256)]) + data[at + 1:]
+        elif what == 1:
+            data = data[:at] + b"<>'\\"&;,{}[]:-0.9"[rng.below(16):][:1 + rng.below(3)] + data[at:]
+        elif what == 2:
+            data = data[:at] + data[at + rng.below(40):]
+        elif what == 3:
+            data = data[:at]
+        else:
+            data = data[:at] + data[rng.below(len(data) + 1):][:rng.below(60)] + data[at:]
+    return data
+def drive(family, answers, rng, rounds, mutate=True):
+    outcomes = {}
+    for _ in range(rounds):
+        emitted = []
+        mode = "interval" if rng.below(2) else "daily"
+        flow = load(family)("gw:443", "u").cycle(mode, {}, emitted.append, 1778882400)
+        cycle = Cycle(flow)
+        try:
+            request = cycle.next()
+            while request is not None:
+                body = answers(request)
+                if mutate and rng.below(3):
+                    body = mutated(rng, body)
+                answer = request.answer
+                at = 0
+                while at < len(body):
+                    n = 1 + rng.below(200)
+                    answer.feed(memoryview(body)[at:at + n])
+                    at += n
+                answer.cookies = ["session"] if rng.below(4) else []
+                answer.close()
+                request = cycle.next()
+            outcome = "done"
+        except GatewayError as e:
+            outcome = e.kind
+        for reading in emitted:
+            for obis, value in reading.values:
+                assert isinstance(value.value, Exact), (obis, value.value)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return sorted(outcomes.items())
+"""
+
+
+def _answers():
+    """Each family's answer to each request, as the simulated gateways give them."""
+    import json
+    from smgw_sim import EmhPages, ThebenPages
+    gw = Gateway.__new__(Gateway)
+    gw.step, gw.now = 0, lambda: T0
+    pages = sim_pages()
+    ppc = {"GET": pages[0], "meterform": pages[1], "showMeterProfile": pages[2],
+           "showMeterValuesForm": _page("<input type=hidden name=mid value=v>", "t6"),
+           "showMeterValues": pages[3], "swversions": pages[4], "logout": _page("bye")}
+    gw.family = "theben"
+    theben = {}
+    for method in ("smgw-info", "user-info"):
+        request = json.dumps({"method": method}).encode()
+
+        class Handler:
+            headers = {"X-Content-Length": str(len(request))}
+            path = "/x"
+        gw.requests, gw.mode, gw.user = [], "ok", "u"
+        theben[method] = ThebenPages.answer(gw, Handler, "POST", request)[1]
+    theben["readings"] = json.dumps({"readings": {"channels": ThebenPages.channels(
+        gw, "UP-1EBZ0100123456")}}).encode()
+    gw.family = "emh"
+    emh = {"list": json.dumps(["1EMH0012345678", "8KAM0000000042"]).encode()}
+
+    class Emh:
+        path = "/json/metering/origin/1EMH0012345678/extended"
+    gw.requests = []
+    emh["extended"] = EmhPages.answer(gw, Emh, "GET", b"")[1]
+    return ppc, theben, emh
+
+
+PICK = """
+def ppc_answer(request):
+    if request.method == "GET":
+        return PPC["GET"]
+    action = request.body.split(b"action=")[1].split(b"&")[0].decode()
+    return PPC[action]
+def theben_answer(request):
+    for method in ("smgw-info", "user-info", "readings"):
+        if ('"%s"' % method).encode() in request.body:
+            return THEBEN[method]
+def emh_answer(request):
+    return EMH["extended"] if request.path.endswith("/extended") else EMH["list"]
+"""
+
+
+@pytest.mark.parametrize("family", ["ppc", "theben", "emh"])
+def test_bad_answers_give_gateway_errors_and_nothing_else(family):
+    ppc, theben, emh = _answers()
+    code = FUZZ + "PPC, THEBEN, EMH = %r, %r, %r\n" % (ppc, theben, emh) + PICK
+    namespace = {}
+    exec(compile(code, "<fuzz>", "exec"), namespace)
+    clean = namespace["drive"](family, namespace[family + "_answer"], namespace["Lcg"](0), 4,
+                               mutate=False)
+    assert clean == [("done", 4)]   # unmutated, the cycle completes
+    outcomes = dict(namespace["drive"](family, namespace[family + "_answer"],
+                                       namespace["Lcg"](7), 600))
+    assert outcomes.get("done") and outcomes.get("format"), outcomes
+    assert set(outcomes) <= {"done", "format", "session"}
+    out = run_micropython(code + "print(drive(%r, %s_answer, Lcg(7), 60))\n" % (family, family),
+                          heapsize="16m", timeout=300)
+    import ast
+    outcomes = dict(ast.literal_eval(out.strip()))   # (anything else would have ended it)
+    assert sum(outcomes.values()) == 60 and set(outcomes) <= {"done", "format", "session"}

@@ -134,6 +134,27 @@ def test_ppc_daily_mode_streams_yesterdays_page(tmp_path):
             fw.stop()
 
 
+@pytest.mark.parametrize("family", ["ppc", "theben"])
+def test_chunked_answers_and_closed_connections(tmp_path, family):
+    """Answers in chunks (with extensions and a trailer), and a gateway that closes the
+    connection after each answer: the dongle reads the same values, reconnecting as it must."""
+    with Gateway(tmp_path, family) as gw, Broker(tmp_path) as broker, \
+            Subscriber(broker.port) as sub:
+        gw.chunked = gw.close_each = True
+        fw = Firmware(tmp_path, settings(gw), broker.port).start()
+        try:
+            first = expected(family, T0)
+            wait(sub, fw, lambda: all(states(sub, meter) for meter in first), what="states")
+            for meter, registers in first.items():
+                assert states(sub, meter)[0]["values"] == dict(
+                    (obis, {"value": Decimal(value), "unit": unit})
+                    for obis, (value, unit) in registers.items())
+            said(fw, "pinned its certificate")   # once: each reconnection is checked, not re-pinned
+            assert sum("pinned its certificate" in line for line in fw.lines) == 1
+        finally:
+            fw.stop()
+
+
 def test_a_wrong_password_is_named_and_the_guard_holds_across_a_restart(tmp_path):
     with Gateway(tmp_path, "emh") as gw, Broker(tmp_path) as broker, \
             Subscriber(broker.port) as sub:

@@ -55,6 +55,8 @@ class Link:
             return 0
         self.seen = hexlify(sha256(cert).digest()).decode()
         self.refused = bool(self.pin) and self.seen != self.pin
+        if not self.pin:   # trust on first use: the connections after it must show the same
+            self.pin = self.seen
         return -1 if self.refused else 0
 
     async def _open(self):

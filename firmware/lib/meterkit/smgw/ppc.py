@@ -64,7 +64,7 @@ class Page:
             try:
                 self._scanner.feed(data)
             except (GatewayError, ValueError) as e:
-                self.error = e
+                self.error = _format(e)
 
     def close(self):
         if self.error is None:
@@ -73,7 +73,7 @@ class Page:
                 self._end_cell()      # a page cut short keeps the cells and the row it had
                 self._end_row()
             except (GatewayError, ValueError) as e:
-                self.error = e
+                self.error = _format(e)
 
     def check(self):
         if self.error is not None:
@@ -203,6 +203,10 @@ def _unit(obis):
     """Rows without a unit cell: energy registers are kWh on these pages."""
     unit = obis_unit(obis)
     return "kWh" if unit == "Wh" else unit
+
+
+def _format(error):
+    return error if isinstance(error, GatewayError) else GatewayError("format", str(error))
 
 
 def meter_id(option_text):
