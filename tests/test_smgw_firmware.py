@@ -237,13 +237,16 @@ def test_a_misbehaving_gateway_is_named_and_survived(tmp_path, family, mode, mes
             fw.stop()
 
 
-def test_a_missing_family_is_refused_by_the_config():
+def test_the_config_refuses_what_the_dongle_cannot_do():
     import sys
     from conftest import CORE
     sys.path.insert(0, str(CORE))
     from dongle import config
     _, errors = config.validate({"meter": {"profile": "smgw"}, "smgw": {"host": "192.168.1.200",
                                                                         "pin": "00:11"}})
+    _, auto = config.validate({"meter": {"profile": "smgw"}, "smgw": {"family": "auto"}})
+    assert "smgw.family: must be ppc, theben or emh (a gateway is not probed on the dongle: " \
+           "auto is the host's)" in auto
     assert "smgw.pin: must be empty (pin the first certificate seen) or the SHA-256 " \
            "fingerprint: 64 hex digits, e.g. AB:CD:…" in errors
     assert any(e.startswith("smgw.family: the smgw profile needs it") for e in errors)

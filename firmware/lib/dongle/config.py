@@ -166,6 +166,13 @@ def fingerprint(value):
     return digits
 
 
+def gateway_family(value):
+    if value not in ("", "ppc", "theben", "emh"):
+        raise ValueError("must be ppc, theben or emh (a gateway is not probed on the dongle: "
+                         "auto is the host's)")
+    return value
+
+
 def clock_time(value):
     parts = _text(value, 5).split(":")
     if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts) \
@@ -192,7 +199,7 @@ SCHEMA = (
         ("modbus_retry_s", 30, number(1, 3600)),         # a meter that stopped answering: asked again
     )),
     ("smgw", (   # profile smgw: a Smart Meter Gateway's HAN interface (smgw.py)
-        ("family", "", choice(("", "ppc", "theben", "emh"))),
+        ("family", "", gateway_family),
         ("host", "", made_of(HOST_CHARS, "a host name or IP address", 253)),
         ("port", 443, number(1, 65535)),
         ("user", "", text(128)),

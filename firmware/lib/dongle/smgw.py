@@ -116,11 +116,14 @@ class Gateway:
         try:
             firmware = await self._session(link)
         except GatewayError as e:
-            return await self._failed(e)
+            return self._failed(e)
         except MemoryError:
             raise   # the app restarts the task (App._rerun)
-        except Exception as e:   # a bug must not end the task: say it, retry later
-            return await self._failed(GatewayError("bug", "unexpected %s: %s" % (
+        except Exception as e:   # a bug must not end the task: show it, retry later
+            import sys
+            if hasattr(sys, "print_exception"):
+                sys.print_exception(e)
+            return self._failed(GatewayError("bug", "unexpected %s: %s" % (
                 type(e).__name__, e)))
         finally:
             link.close()
@@ -128,7 +131,7 @@ class Gateway:
             self._spool_held()
             if not pinned and link.seen:
                 self._pin(link.seen)
-        await self._delivered(firmware, link)
+        self._delivered(firmware, link)
         return self._next_regular()
 
     async def _session(self, link):
@@ -188,7 +191,7 @@ class Gateway:
         for entry in held:
             self.spool.put(entry[2])
 
-    async def _delivered(self, firmware, link):
+    def _delivered(self, firmware, link):
         self.failures = 0
         self.firmware = firmware or self.firmware
         clock = http_date_iso(link.date) or epoch_iso(int(time.time()) + self.clock_offset)
@@ -198,7 +201,7 @@ class Gateway:
         self.status[self.name] = b"online"
         self._changed()
 
-    async def _failed(self, error):
+    def _failed(self, error):
         self.failures += 1
         self._count("polls_failed")
         self.stats["last_error"], self.stats["gateway_error"] = error.message, error.kind

@@ -119,7 +119,13 @@ class Link:
                 await self._body(head, None)
                 continue
             break
-        self._refuse(status, request.what)
+        refused = refusal(status, self.where, self.user, request.what)
+        if refused is not None:
+            try:
+                await self._body(head, None)   # the connection stays usable: a logout follows
+            except GatewayError:
+                self.close()
+            raise refused
         answer = request.answer
         await self._body(head, answer)
         answer.cookies = head.get("set-cookie", ())
@@ -282,11 +288,6 @@ class Link:
         self.close()
         return GatewayError("http", "the gateway at %s sent %s" % (self.where, message)) \
             if message.startswith("a ") else GatewayError("http", message)
-
-    def _refuse(self, status, what):
-        refused = refusal(status, self.where, self.user, what)
-        if refused is not None:
-            raise refused
 
     def _timeout_message(self, what):
         return timeout_message(self.where, what, self.timeout_ms // 1000,
