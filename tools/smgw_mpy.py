@@ -61,7 +61,8 @@ def main(args):
                 "mode": args[6] if len(args) > 6 else "interval", "interval_s": 300,
                 "daily_at": "00:15", "max_logins_per_hour": 120, "timeout_s": 30,
                 "backoff_max_s": 3600}
-    stats = {"frames_auth": 0, "frames_format": 0, "dropped_oversize": 0, "last_error": None}
+    stats = {"frames_auth": 0, "frames_format": 0, "dropped_oversize": 0, "readings": 0,
+             "throttled": 0, "last_error": None}
     gateway = Gateway(settings, data, Counted(), stats, on_reading=shown)
     asyncio.run(gateway.cycle())
     print("result", stats["gateway_error"] or "ok", stats["last_error"] or "")

@@ -21,7 +21,8 @@ import time
 from meterkit.smgw import Cycle, GatewayError, load
 from meterkit.smgw.values import CentralEurope, epoch_iso, gateway_reading, http_date_iso
 
-from . import record, topics, unload
+from . import topics, unload
+from .reader import Throttle, queue
 from .smgw_link import Link
 
 WINDOW_S = 3600      # the login guard's window
@@ -39,7 +40,9 @@ class Gateway:
         self.where = "%s:%d" % (s["host"], s["port"])
         self.name = s["name"]
         self.state_path = data + "/smgw.json"
-        self.spool, self.stats = spool, stats
+        self.box, self.stats = spool, stats
+        self.spool = self if s["mode"] == "daily" else spool   # where reader.queue puts
+        self.throttle = Throttle()   # a meter's readings come every 15 minutes at most
         self.finite, self.on_reading = finite, on_reading
         self.wake = asyncio.Event()   # set when the spool got something
         self.ended = False
@@ -52,7 +55,7 @@ class Gateway:
         self.clock_offset = 0     # the gateway's clock minus ours (its Date header)
         self.link = None
         self.held = []            # daily mode: (meter, epoch, record) of the meter being read
-        self.counts = {"polls_ok": 0, "polls_failed": 0, "logins_deferred": 0, "readings": 0}
+        self.counts = {"polls_ok": 0, "polls_failed": 0, "logins_deferred": 0}
         stats.update(self.counts)
         stats.update(gateway_error=None, logins_last_hour=0)
 
@@ -161,35 +164,28 @@ class Gateway:
         say(message)
 
     def _queue(self, reading):
-        """A meter's reading from the cycle, as its spool record: into the spool at once, but a
-        daily page's (newest first) are held as records, the meter's whole day, and spooled
-        oldest first, so a state topic ends on the newest."""
+        """A meter's reading from the cycle into the spool (reader.queue). A daily page's come
+        newest first: the meter's day is held as spool records (put() below) and spooled oldest
+        first, so a state topic ends on the newest."""
         from meterkit.clock import epoch_seconds
         meter, epoch = reading.meter_id, epoch_seconds(reading.timestamp)
-        try:
-            item = record.encode(reading, int(time.time()))
-        except ValueError as e:
-            self.stats["last_error"] = "reading not queued: %s" % e
-            self.stats["dropped_oversize"] += 1
-            return
         if self.held and self.held[0][0] != meter:
             self._spool_held()
-        if self.s["mode"] == "daily":
-            self.held.append((meter, epoch, item))
-        else:
-            self.spool.put(item)
+        self._at = (meter, epoch)
+        queue(self, reading)
         self.last[meter] = max(self.last.get(meter, 0), epoch)
         self.status[topics.device_id(reading)] = b"online"
-        self._count("readings")
-        if self.on_reading:
-            self.on_reading(reading, item)
         self.wake.set()
+
+    def put(self, item):
+        """reader.queue's spool in daily mode."""
+        self.held.append(self._at + (item,))
 
     def _spool_held(self):
         held, self.held = self.held, []
         held.sort(key=lambda entry: entry[1])
         for entry in held:
-            self.spool.put(entry[2])
+            self.box.put(entry[2])
 
     def _delivered(self, firmware, link):
         self.failures = 0
@@ -240,7 +236,7 @@ class Gateway:
 
     def diagnostics(self):
         doc = dict(self.counts)
-        doc.update(last_error=self.stats["last_error"] if self.failures else None,
+        doc.update(readings=self.stats["readings"], last_error=self.stats["last_error"] if self.failures else None,
                    gateway_error=self.stats["gateway_error"], firmware=self.firmware,
                    family=self.family.name, logins_last_hour=self.stats["logins_last_hour"],
                    meters=len([d for d in self.status if d != self.name]),
