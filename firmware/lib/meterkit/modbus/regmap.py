@@ -91,6 +91,7 @@ def parse(text):
             raise ValueError("register map line %d: %s (%s)" % (number, e, line))
     if not result.registers:
         raise ValueError("register map has no registers")
+    result.registers.sort(key=lambda reg: reg.address)   # tables may be joined from parts
     return result
 
 
