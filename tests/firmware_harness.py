@@ -227,8 +227,12 @@ class Subscriber:
                 self.messages.append((topic, bytes.fromhex(payload), retained == "1"))
 
     def __exit__(self, *exc):
-        self.proc.terminate()
-        self.proc.wait()
+        self.proc.terminate()   # it disconnects first, which can wait on a busy broker
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def on(self, topic):
         with self.lock:
