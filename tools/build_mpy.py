@@ -59,8 +59,12 @@ def build(arch, out, progress=None, compiler=None):
             # the name tracebacks show; it is a qstr in the heap for as long as the module
             # lives, so "dongle/app.py" rather than the build machine's absolute path
             name = str(rel.relative_to("lib") if rel.parts[0] == "lib" else rel)
-            proc = subprocess.run([compiler, "-march=" + arch, "-s", name, "-o", str(target),
-                                   str(src)], capture_output=True, text=True)
+            # -O3: no line-number tables in the bytecode (MicroPython's emitbc skips them at
+            # optimisation level 3), which live in the device's heap with the module; the
+            # firmware has no asserts for -O to drop. Tracebacks then say "line 1"; the
+            # frozen build keeps its line numbers.
+            proc = subprocess.run([compiler, "-march=" + arch, "-O3", "-s", name, "-o",
+                                   str(target), str(src)], capture_output=True, text=True)
             if proc.returncode:
                 raise SystemExit("mpy-cross failed on %s:\n%s" % (rel, proc.stderr))
         total += target.stat().st_size
