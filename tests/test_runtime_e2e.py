@@ -51,7 +51,9 @@ def test_simulated_meter_to_mosquitto(tmp_path, profile, runtime):
     with Broker(tmp_path) as broker, Subscriber(broker.port) as sub:
         stats = Firmware(tmp_path, config(profile), broker.port, line.port,
                          **runtime_options(runtime)).start().wait()
-        assert sub.wait_until(lambda: sub.on(diagnostics_topic(sub)), 10)
+        # the clean stop's "offline" is the last thing the dongle says: wait for it to get here
+        assert sub.wait_until(lambda: sub.on(diagnostics_topic(sub)) and
+                              sub.on("smartmeter/%s/status" % topic_id(sub))[-1:] == [b"offline"], 10)
     assert stats["frames_ok"] == stats["readings"] == stats["published"] == 8
     docs = state_docs(sub)
     assert len(docs) == 8
