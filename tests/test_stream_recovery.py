@@ -214,6 +214,10 @@ FOUND = [
     # copied before its '!' (a bare '!', as DSMR 2/3 end): decoded as a CRC-less telegram
     ("p1", [("delete", 0, 1, b"\x01"), ("delete", 2005, 46, b"\x01"),
             ("duplicate", 2664, 2, b"\x01")]),
+    # the same with telegram 3's header whole: its version line (or time and version) deleted,
+    # so no line says DSMR5, and the copied '!' ends it without a CRC (found by reading the above)
+    ("p1", [("delete", 2050, 15, b"\x01"), ("duplicate", 2664, 2, b"\x01")]),
+    ("p1", [("delete", 2024, 41, b"\x01"), ("duplicate", 2664, 2, b"\x01")]),
 ]
 
 
