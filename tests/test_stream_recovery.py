@@ -204,3 +204,39 @@ def test_a_glo_apdu_spliced_by_lost_bytes_is_not_read(number):
         lines = decode(stream, damaged, own)
         assert problems(stream, touched, lines) == [], own
         assert stream.expected[number] not in lines and len(lines) > COUNT - 1
+
+
+# ---- cases random runs found, pinned (runs as Stream.damage takes them) ----------------------------
+
+FOUND = [
+    # DSMR5: the first '/' lost, 46 bytes after telegram 3's '/' deleted (its header rest, the
+    # empty line, the time and version lines: '/1-3:0.2.8(50)' looked like a header) and '\n!'
+    # copied before its '!' (a bare '!', as DSMR 2/3 end): decoded as a CRC-less telegram
+    ("p1", [("delete", 0, 1, b"\x01"), ("delete", 2005, 46, b"\x01"),
+            ("duplicate", 2664, 2, b"\x01")]),
+    # the same with telegram 3's header whole: its version line (or time and version) deleted,
+    # so no line says DSMR5, and the copied '!' ends it without a CRC (found by reading the above)
+    ("p1", [("delete", 2050, 15, b"\x01"), ("duplicate", 2664, 2, b"\x01")]),
+    ("p1", [("delete", 2024, 41, b"\x01"), ("duplicate", 2664, 2, b"\x01")]),
+]
+
+
+@pytest.mark.parametrize("own_framing", [True, False], ids=["own framing", "auto-detect"])
+@pytest.mark.parametrize("name, runs", FOUND)
+def test_the_cases_random_runs_found(name, runs, own_framing):
+    stream = STREAMS[name]
+    damaged, touched, placed = stream.damage(runs)
+    for chunks in ([], list(range(97, len(damaged), 97))):
+        counts = {}
+        lines = decode(stream, damaged, own_framing, chunks, counts)
+        assert problems(stream, touched, lines, counts) == [], (placed, sorted(touched))
+
+
+@pytest.mark.parametrize("backend", ["viper", "python"])
+def test_the_cases_random_runs_found_on_micropython(backend, tmp_path):
+    cases = [(STREAMS[name],) + STREAMS[name].damage(runs)[:2] for name, runs in FOUND]
+    results = recovery.decode_on_micropython(
+        [(stream, damaged, own, 13) for stream, damaged, _ in cases for own in (True, False)],
+        tmp_path / "found.bin", backend)
+    for (stream, damaged, touched), lines in zip([c for c in cases for _ in (0, 1)], results):
+        assert problems(stream, touched, lines) == [], (stream.name, sorted(touched))

@@ -15,7 +15,7 @@ import sys
 
 from .errors import CrcError, FormatError
 from .exact import Exact
-from .link.p1 import check_crc, crc_fields, holds_binary
+from .link.p1 import check_crc, crc_fields, header_end, holds_binary
 from .obis import obis_bytes, obis_text
 from .reading import Reading, Value
 
@@ -72,6 +72,10 @@ def decode_telegram(frame, crc="enforce"):
             reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
     if crc == "enforce" and verdict is None and holds_binary(data, 1, end):
         raise FormatError("P1 telegram without a CRC holds bytes that are not text (line noise?)")
+    if crc == "enforce" and verdict is None and header_end(data, 0, end) < 0:
+        # no CRC vouches for it, so its start must be whole: the header line and the empty line
+        # (lost bytes can make '/' plus a data line look like a header, and a copied '!' an end)
+        raise FormatError("P1 telegram without a CRC lacks its header line and empty line")
     try:
         text = data[:end].decode()
     except (UnicodeError, ValueError):   # not UTF-8: read it as Latin-1

@@ -16,7 +16,7 @@ or a few stray bytes comes between binary frames, a longer run of other bytes be
 the end of the input) is what is left of a lost frame, and is counted as one; between P1
 telegrams, a run of 128 bytes or more is.
 """
-from .errors import DecodeError, FormatError
+from .errors import CrcError, DecodeError, FormatError
 from .reading import Reading
 
 MAX_BUFFER = 8192
@@ -61,7 +61,9 @@ class StreamDecoder:
             if name == "p1":
                 from . import dsmr
                 from .link import p1
-                self._framers[0x2F] = (p1.frame_length, dsmr.decode_telegram)
+                self._framers[0x2F] = (p1.frame_length, self._p1_telegram)
+                self._p1_decode = dsmr.decode_telegram
+                self._p1_crc = False    # True once a telegram with a CRC came: its meter sends them
                 self._framers[0x21] = (p1.orphan_end_length, p1.refuse_orphan_end)   # '!'
                 self._lost_run[0x2F] = LOST_TELEGRAM
             elif name in FRAMINGS:
@@ -162,6 +164,17 @@ class StreamDecoder:
             for message in unfinished(self):
                 self._emit(FormatError(message), events)
         return events
+
+    def _p1_telegram(self, frame):
+        """A meter that sent a CRC sends one with every telegram: on its line, one without is a
+        damaged one (its lines lost, a copied '!' ending it early), never a DSMR 2/3 telegram."""
+        bang = frame.find(b"!")
+        has_crc = 0 <= bang < len(frame) - 1 and frame[bang + 1] not in b"\r\n"
+        if self._p1_crc and not has_crc:
+            raise CrcError("P1 telegram without a CRC from a meter that sends one (damaged?)")
+        reading = self._p1_decode(frame)
+        self._p1_crc = self._p1_crc or has_crc
+        return reading
 
     def _decode(self, handler, frame, source, events):
         """Decode one frame into events (after any notes its layers made); return what it gave:

@@ -103,6 +103,11 @@ else:
         pass
 
 
+def header_end(buf, at, end):
+    """Index after the header line at buf[at] and the empty line after it; -1 if not there."""
+    return _header_end(buf, at, end)
+
+
 def holds_binary(buf, start, end):
     """True if buf[start:end] holds a byte that P1 text does not."""
     return _has_binary(_TEXT, buf, start, end)
