@@ -13,6 +13,9 @@ CR, in the header, between '!' and CR LF), starts the next telegram: the one bef
 on without its '!' and refused as cut short (`format`). With its header intact, a telegram that
 line noise filled with binary bytes is still a telegram (its CRC refuses it). And an end line
 after some lines of text but no start is what is left of a telegram whose '/' was lost: counted.
+Lost lines plus a copied '!' must not pass for a DSMR 2/3 telegram, so one without a CRC is taken
+only with its whole start (`dsmr.decode_telegram`), and never on a line whose meter sent a CRC
+before (`StreamDecoder`).
 """
 from .. import PURE_PYTHON
 from ..crc import crc16_arc
