@@ -209,7 +209,7 @@ def test_nothing_decodable_is_a_format_error(frame):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=300), st.sampled_from(["enforce", "warn", "ignore"]))
+@given(st.binary(max_size=300), st.sampled_from(["enforce", "require", "warn", "ignore"]))
 def test_random_bytes_only_raise_decode_errors(data, mode):
     try:
         reading = dsmr.decode_telegram(b"/" + data + b"!\r\n", crc=mode)

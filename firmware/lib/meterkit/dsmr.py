@@ -48,7 +48,8 @@ def __getattr__(name):
 def decode_telegram(frame, crc="enforce"):
     """A whole P1 telegram ('/' … '!CRC') -> Reading.
 
-    crc: "enforce" (a wrong CRC raises CrcError), "warn" (decode anyway and say so: the plaintext
+    crc: "enforce" (a wrong CRC raises CrcError), "require" (so does a missing one: the stream
+    asks for it once the meter has sent a CRC), "warn" (decode anyway and say so: the plaintext
     was already authenticated by a GCM tag), "ignore".
     """
     data = frame.encode() if isinstance(frame, str) else bytes(frame)
@@ -61,18 +62,21 @@ def decode_telegram(frame, crc="enforce"):
     reading.source = "p1"
     verdict = None
     if crc != "ignore":
-        if crc not in ("enforce", "warn"):
-            raise ValueError("crc must be 'enforce', 'warn' or 'ignore'")
+        if crc not in ("enforce", "require", "warn"):
+            raise ValueError("crc must be 'enforce', 'require', 'warn' or 'ignore'")
         verdict = check_crc(data)
         if verdict is False:
             stated, computed = crc_fields(data)
             detail = "telegram says %s, computed %04X" % (stated, computed)
-            if crc == "enforce":
+            if crc != "warn":
                 raise CrcError("P1 CRC mismatch: " + detail)
             reading.warnings.append("inner P1 CRC did not match (%s)" % detail)
-    if crc == "enforce" and verdict is None and holds_binary(data, 1, end):
+    strict = crc == "enforce" or crc == "require"
+    if crc == "require" and verdict is None:
+        raise CrcError("P1 telegram without a CRC from a meter that sends one (damaged?)")
+    if strict and verdict is None and holds_binary(data, 1, end):
         raise FormatError("P1 telegram without a CRC holds bytes that are not text (line noise?)")
-    if crc == "enforce" and verdict is None and header_end(data, 0, end) < 0:
+    if strict and verdict is None and header_end(data, 0, end) < 0:
         # no CRC vouches for it, so its start must be whole: the header line and the empty line
         # (lost bytes can make '/' plus a data line look like a header, and a copied '!' an end)
         raise FormatError("P1 telegram without a CRC lacks its header line and empty line")

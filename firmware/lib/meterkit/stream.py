@@ -16,7 +16,7 @@ or a few stray bytes comes between binary frames, a longer run of other bytes be
 the end of the input) is what is left of a lost frame, and is counted as one; between P1
 telegrams, a run of 128 bytes or more is.
 """
-from .errors import CrcError, DecodeError, FormatError
+from .errors import DecodeError, FormatError
 from .reading import Reading
 
 MAX_BUFFER = 8192
@@ -168,12 +168,11 @@ class StreamDecoder:
     def _p1_telegram(self, frame):
         """A meter that sent a CRC sends one with every telegram: on its line, one without is a
         damaged one (its lines lost, a copied '!' ending it early), never a DSMR 2/3 telegram."""
-        bang = frame.find(b"!")
-        has_crc = 0 <= bang < len(frame) - 1 and frame[bang + 1] not in b"\r\n"
-        if self._p1_crc and not has_crc:
-            raise CrcError("P1 telegram without a CRC from a meter that sends one (damaged?)")
+        if self._p1_crc:
+            return self._p1_decode(frame, "require")
         reading = self._p1_decode(frame)
-        self._p1_crc = self._p1_crc or has_crc
+        from .link.p1 import stated_crc
+        self._p1_crc = stated_crc(frame, frame.find(b"!")) != ""
         return reading
 
     def _decode(self, handler, frame, source, events):

@@ -162,11 +162,15 @@ def crc_fields(frame):
     bang = frame.find(b"!")
     if bang < 0:
         raise FormatError("P1 telegram has no '!' end marker (cut short?)")
+    return stated_crc(frame, bang), crc16_arc(frame, 0, bang + 1)
+
+
+def stated_crc(frame, bang):
+    """The checksum text after the '!' at frame[bang] ('' when the telegram carries none)."""
     end = bang + 1
     while end < len(frame) and frame[end] not in b"\r\n":
         end += 1
-    stated = "".join(chr(byte) for byte in frame[bang + 1:end]).strip()
-    return stated, crc16_arc(frame, 0, bang + 1)
+    return "".join(chr(byte) for byte in frame[bang + 1:end]).strip()
 
 
 def check_crc(frame):
