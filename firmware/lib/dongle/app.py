@@ -14,13 +14,9 @@ import asyncio
 import gc
 import json
 import sys
-from binascii import unhexlify
 
-from . import BOOT, lazy, profiles, unload
-from .hw import SPOOL_FILE_BYTES, SPOOL_RAM_ITEMS, load as load_hw
-from .publisher import Publisher
-from .reader import Reader, Throttle, ticks_ms
-from .spool import Spool
+from . import BOOT, lazy, profiles
+from .reader import ticks_ms
 
 VERSION = "0.1.0"
 WATCHDOG_MS = 30000
@@ -44,10 +40,6 @@ def say(*words):
         sys.stdout.flush()
 
 
-def _key(text):
-    return unhexlify(text) if text else None
-
-
 def _ticks_diff(a, b):
     from time import ticks_diff
     return ticks_diff(a, b)
@@ -55,61 +47,13 @@ def _ticks_diff(a, b):
 
 class App:
     def __init__(self, argv):
-        self.hw = hw = load_hw()
-        self.finite = "--exit-at-end" in argv
-        self.verbose = "--verbose" in argv
-        self.data = hw.data_dir(argv)
-        from . import config
-        problems = []
-        self.cfg = cfg = config.load(self.data + "/config.json", problems)
-        for problem in problems:
-            say("config:", problem)
-        del config
-        unload("config", "web.auth")   # ~18 KB of heap on the unix port; loaded again when needed
         self.stats = dict((name, 0) for name in COUNTERS)
         self.stats.update(version=BOOT["version"] or VERSION,   # the app tree the loader booted
                           last_error=None, mqtt_error=None, meter_error=None)
         self.started = ticks_ms()
         self._last_record = None   # the newest reading, as its compact spool record
-        self.board = self._board(cfg["board"]["name"])
-        meter = cfg["meter"]
-        modbus = meter["profile"] == "modbus"
-        smgw = meter["profile"] == "smgw"
-        publish = cfg["publish"]
-        throttle = Throttle(publish["min_interval"], publish["on_change"])
-        self.spool = Spool(self.data + "/spool", SPOOL_RAM_ITEMS, SPOOL_FILE_BYTES)
-        self.auto = None
-        if smgw:     # meters behind a Smart Meter Gateway, polled over HTTPS
-            from .smgw import Gateway
-            self.reader = self.port = Gateway(cfg["smgw"], self.data, self.spool, self.stats,
-                                              self.finite, self._on_reading)
-        elif modbus:   # meters we ask in turn on RS485, at the line the config or the map says
-            from .modbus_reader import ModbusReader
-            self.reader = ModbusReader(None, meter, self.spool, self.stats, throttle, self.finite,
-                                       self._on_reading)
-            self.auto = profiles.AutoLine([self.reader.line])
-            self.port = self.reader.port = hw.MeterPort(self.board, self.auto.line, meter["source"])
-        else:
-            self.auto = profiles.AutoLine(profiles.lines(meter["profile"]),
-                                          first=profiles.first_line(self.board["default_profile"]))
-            self.port = hw.MeterPort(self.board, self.auto.line, meter["source"])
-            self.reader = Reader(self.port, self.auto, self.spool, self.stats, _key(meter["key"]),
-                                 _key(meter["auth_key"]), profiles.framings(meter["profile"]),
-                                 throttle, self.finite, self._on_reading)
-        self.node = hw.unique_id()
-        self.publisher = None
-        if cfg["mqtt"]["host"]:
-            settings = dict(cfg["mqtt"])
-            settings.update(publish)
-            shared = modbus or smgw
-            device = None if shared else self._remembered_device()
-            self.publisher = Publisher(settings, self.spool, self.stats, self.node,
-                                       self.reader.wake, device, self._ssl(),
-                                       self._remember_device, self.stats["version"])
-            if shared:   # many meters, one connection: the will and diagnostics are the dongle's
-                self.publisher.shared = True
-                self.reader.attach(self.publisher, settings["base_topic"])
-        self.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
+        # hw, finite, verbose, data, cfg, board, spool, auto, reader, port, node, publisher, wifi
+        lazy("wiring", "build", self, argv, say)()
         self.say = say
         self.portal = self.history = None   # set by web.start()
         self.shed = None   # set by web.start(): drops the web handlers when the heap runs out
@@ -117,31 +61,6 @@ class App:
         self._watchdog = None
         self.restart = False
         self.reboot = False   # with restart: a new app tree goes on trial, back to the loader
-
-    def _board(self, name):
-        from . import board
-        try:
-            return board.load(name, self.hw.board_roots(self.data))
-        except ValueError as e:
-            say("board:", e, "- using the generic board")
-            self.stats["last_error"] = str(e)
-            return board.load("generic", [])
-        finally:
-            unload("board")
-
-    def _ssl(self):
-        mqtt = self.cfg["mqtt"]
-        if not mqtt["tls"]:
-            return None
-        from .mqtt import tls_context
-        return tls_context(mqtt["ca_cert"] or None)
-
-    def _remembered_device(self):
-        try:
-            with open(self.data + "/meter_id") as f:
-                return f.read().strip() or None
-        except OSError:
-            return None
 
     def _remember_device(self, device):
         with open(self.data + "/meter_id", "w") as f:
