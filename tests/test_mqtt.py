@@ -340,7 +340,7 @@ def test_tls_with_the_brokers_ca_and_with_a_wrong_one(tmp_path, runtime):
     tls = "cafile %s\ncertfile %s\nkeyfile %s\n" % (good["ca"], good["cert"], good["key"])
     with Broker(tmp_path, extra_conf=tls) as broker:
         lines = run(runtime, broker.port, """
-from dongle.mqtt import tls_context
+from dongle.mqtt_connect import tls_context
 async def attempt(ca_file):
     c = MQTTClient("tls", "127.0.0.1", PORT, ssl=tls_context(open(ca_file).read()))
     try:
@@ -361,10 +361,11 @@ def test_the_broker_name_is_looked_up_once():
     """MicroPython resolves names synchronously: a lookup per reconnect could stall the meter
     reader, so the client keeps the address; TLS keeps the name for the certificate check."""
     from dongle.mqtt import MQTTClient
+    from dongle.mqtt_connect import address
     import ipaddress
     client = MQTTClient("t", "localhost", 1883)
-    first = client._address()
+    first = address(client)
     ipaddress.ip_address(first)                       # an address, not the name
     client.host = "no-such-host.invalid"
-    assert client._address() == first                 # no second lookup
-    assert MQTTClient("t", "localhost", 8883, ssl=True)._address() == "localhost"
+    assert address(client) == first                   # no second lookup
+    assert address(MQTTClient("t", "localhost", 8883, ssl=True)) == "localhost"

@@ -18,6 +18,7 @@ import urllib.parse
 
 from dongle import topics
 from dongle.mqtt import MQTTClient, _packet
+from dongle.mqtt_connect import connect_packet
 from meterkit.reading import Reading
 from meterkit.stream import StreamDecoder
 
@@ -190,9 +191,9 @@ class Run:
         first, reading = dongle.messages(self.base)   # the id comes from the first reading
         meter_id = topics.device_id(reading)
         status, online, offline = topics.availability(self.base, meter_id)
-        packet = MQTTClient("meterkit-sim-" + meter_id, self.host, self.port, self.user,
-                            self.password, keepalive=0,
-                            will=(status, offline, True, 1))._connect_packet()
+        packet = connect_packet(MQTTClient("meterkit-sim-" + meter_id, self.host, self.port,
+                                           self.user, self.password, keepalive=0,
+                                           will=(status, offline, True, 1)))
         link = Link(self.host, self.port, packet)
         async with gate:
             await link.open()

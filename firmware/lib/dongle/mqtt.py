@@ -11,7 +11,8 @@ tasks), so waits that cannot block go without one, and incoming bytes are read i
 broker's small answer takes one bounded wait, not one per field.
 """
 import asyncio
-import socket
+
+from . import unload
 
 try:
     from time import ticks_diff, ticks_ms
@@ -22,9 +23,6 @@ except ImportError:  # CPython
     def ticks_ms():
         return int(monotonic() * 1000)
 
-# CONNACK return codes 1-5
-REFUSALS = ("unacceptable protocol version|client identifier rejected|server unavailable|"
-            "bad user name or password|not authorized")
 MAX_INCOMING = 16384    # bytes; a bigger packet from the broker is refused (ESP32 heap)
 ACK_TIMEOUT_MS = 10000  # PUBACK/SUBACK/CONNACK and the rest of a started packet
 IDLE_POLL_MS = 60000    # poll() wait when keepalive is off
@@ -73,24 +71,6 @@ def _os_reason(error):
     return name or str(error) or type(error).__name__
 
 
-def tls_context(ca_pem=None):
-    """An ssl context for MQTTClient(ssl=...), the same on MicroPython and CPython. With the
-    broker's CA certificate (PEM) the broker is verified; without one the link is encrypted but
-    the broker is not authenticated (the ESP32 has no CA store)."""
-    import ssl
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if ca_pem:
-        import binascii
-        lines = ca_pem.strip().split("\n")
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cadata=binascii.a2b_base64("".join(lines[1:-1])))  # DER
-    else:
-        if hasattr(context, "check_hostname"):
-            context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class MQTTClient:
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=60,
                  ssl=None, will=None):
@@ -114,18 +94,6 @@ class MQTTClient:
         self._ip = None              # the broker's address, looked up once
         self.last_error = None       # why the last connection ended (or failed)
 
-    def _address(self):
-        """The broker's IP. MicroPython's open_connection looks names up synchronously, and a slow
-        DNS at every reconnect would stall the meter reader (115200 baud fills the UART buffer in
-        a fraction of a second), so the name is looked up once. TLS keeps the name: the
-        certificate check needs it. (The unix port hands out raw sockaddrs: it keeps the name.)"""
-        if self.ssl:
-            return self.host
-        if self._ip is None:
-            found = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0][-1]
-            self._ip = found[0] if isinstance(found, tuple) else self.host
-        return self._ip
-
     def set_callback(self, fn):
         """fn(topic: bytes, payload: bytes) for every incoming PUBLISH."""
         self._callback = fn
@@ -133,57 +101,13 @@ class MQTTClient:
     # -- connection ------------------------------------------------------------------------------
 
     async def connect(self, timeout=10):
-        if self.connected:
-            await self._close()
-        where = "%s:%d" % (self.host, self.port)
+        """Open the connection (bounded by timeout s); raises MQTTError with the reason. The code
+        runs once per connection, so it is loaded for the call and forgotten after (mqtt_connect)."""
+        from .mqtt_connect import connect
         try:
-            opened = asyncio.open_connection(self._address(), self.port, ssl=self.ssl or None)
-            self._reader, self._writer = await _within(opened, timeout * 1000)
-            self.connected = True
-            self._read_lock, self._write_lock = asyncio.Lock(), asyncio.Lock()
-            self._pending = {}
-            self._inbox = b""
-            self._ping_sent = None
-            self._writer.write(self._connect_packet())   # a refused connect shows up here
-            await _within(self._writer.drain(), timeout * 1000)
-            self._last_sent = ticks_ms()
-            first, body = await self._read_packet(timeout * 1000)
-        except asyncio.TimeoutError:
-            await self._lost("no answer from %s within %d s" % (where, timeout))
-        except (OSError, ValueError, MQTTError) as e:
-            why = e
-            if isinstance(e, OSError):
-                self._ip = None   # look the name up again next time: the broker may have moved
-                why = _os_reason(e)
-            elif isinstance(e, ValueError):   # MicroPython's TLS handshake failures
-                why = "TLS: " + " ".join(str(e).split())
-            await self._lost("cannot connect to %s: %s" % (where, why))
-        if first != 0x20 or len(body) != 2:
-            await self._lost("%s answered with packet 0x%02x instead of CONNACK" % (where, first))
-        if body[1]:
-            code = body[1]
-            reason = REFUSALS.split("|")[code - 1] if code < 6 else "code %d" % code
-            await self._lost("%s refused the connection: %s" % (where, reason))
-        self.last_error = None
-
-    def _connect_packet(self):
-        flags = 0x02  # clean session: undelivered readings live in our own spool, not the broker
-        strings = [self.client_id]
-        if self.will:
-            topic, message, retain, qos = self.will
-            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            strings += (topic, message)
-        if self.user is not None:
-            flags |= 0x80
-            strings.append(self.user)
-            if self.password is not None:
-                flags |= 0x40
-                strings.append(self.password)
-        fields = [b"\x00\x04MQTT\x04", bytes((flags,)), self.keepalive]
-        for text in strings:   # MQTT strings: a 2-byte length, then UTF-8
-            data = text.encode() if isinstance(text, str) else text
-            fields += (len(data), data)
-        return _packet(0x10, *fields)
+            await connect(self, timeout)
+        finally:
+            unload("mqtt_connect")
 
     async def disconnect(self):
         if self.connected:

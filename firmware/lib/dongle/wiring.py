@@ -84,7 +84,7 @@ def _board(hw, data, name, stats, say):
 def _ssl(mqtt):
     if not mqtt["tls"]:
         return None
-    from .mqtt import tls_context
+    from .mqtt_connect import tls_context
     return tls_context(mqtt["ca_cert"] or None)
 
 

@@ -212,9 +212,12 @@ class Api:
         port = doc.get("port", 1883)
         if type(port) is not int or not 1 <= port <= 65535:
             raise HttpError(400, "port must be 1..65535")
-        from ..mqtt import MQTTClient, MQTTError, tls_context
+        from ..mqtt import MQTTClient, MQTTError
         try:
-            ssl = tls_context(doc.get("ca") or None) if doc.get("tls") else None
+            ssl = None
+            if doc.get("tls"):
+                from ..mqtt_connect import tls_context
+                ssl = tls_context(doc.get("ca") or None)
             client = MQTTClient("meterkit-test-" + self.app.node[-6:], host, port,
                                 doc.get("user") or None,
                                 self._secret(doc, "password", "mqtt") or None, ssl=ssl)
