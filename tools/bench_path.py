@@ -40,7 +40,7 @@ BEFORE = {"DSMR5 (P1)": (1543, 148902), "Smarty (0xDB + P1)": (1117, 91019),
 _PATH = """
 import gc, time
 from meterkit.stream import StreamDecoder
-from dongle import record, topics
+from dongle import record, topics, topics_raw
 frames = [bytes.fromhex(h) for h in FRAMES]
 decoder = StreamDecoder(KEY, AUTH_KEY, framings=FRAMINGS)
 
@@ -51,7 +51,7 @@ def path(frame):
         back, received = record.decode(item)
         for topic, payload in topics.iter_harmonized(back, "smartmeter", received):
             n += 1
-        for topic, payload in topics.iter_raw_values(back, "smartmeter/raw", received):
+        for topic, payload in topics_raw.iter_raw_values(back, "smartmeter/raw", received):
             n += 1
         topics.raw_state(back, "smartmeter", received)
         n += 1

@@ -179,7 +179,8 @@ class Publisher:
                 await client.publish(topic, payload, qos=1)
         if kept is not None:
             reading, received = kept
-            for topic, payload in topics.iter_raw_values(reading, self.base, received):
+            from .topics_raw import iter_raw_values   # stays loaded: needed for every reading
+            for topic, payload in iter_raw_values(reading, self.base, received):
                 await client.publish(topic, payload, qos=1)
             topic, payload = topics.raw_state(reading, self.base, received)
             await client.publish(topic, payload, qos=1)
