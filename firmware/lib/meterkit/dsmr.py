@@ -129,33 +129,6 @@ def _parse_lines(lines, reading):
         _add_line(reading, number, pending)
 
 
-def _memoized_lines(lines, reading):
-    """_parse_lines for the host: every line is looked up whole in _LINES first (in one go),
-    and only the lines not found there are read. False, the reading untouched, when a line
-    continues another (DSMR 2.2/3 gas profiles): _parse_lines reads those."""
-    memo, warned = _LINES, len(reading.warnings)
-    said = list(map(memo.get, lines))   # (obis, Value) of a line seen before, () blank, None new
-    said[0] = ()                        # the header line
-    said.append(None)                   # where the search for new lines ends
-    at, end = said.index(None), len(lines)
-    while at < end:
-        raw = lines[at]
-        line = raw.strip()
-        if line and line[0] == "(":
-            del reading.warnings[warned:]
-            reading.timestamp = None
-            return False
-        pair = _said(reading, at + 1, line) if line else ()
-        said[at] = pair or ()
-        if pair is not None and (not pair or pair[0] != CLOCK):   # (the clock line sets more)
-            if len(memo) >= MAX_LINES:   # bounded: changing values can't grow it
-                memo.clear()
-            memo[raw] = pair
-        at = said.index(None, at + 1)
-    reading.values = list(filter(None, said))
-    return True
-
-
 def _add_line(reading, number, line):
     """One data line -> (obis, Value) in reading.values, or a warning saying why it was skipped."""
     pair = _said(reading, number, line)
@@ -195,9 +168,36 @@ MAX_CODES = 128
 # lines repeat unchanged from telegram to telegram, and values are never changed, so such a line
 # is one look-up and its Value is shared. The dongle reads one telegram a second and would pay
 # ~6 KB of heap for the lines, replaced as they change and leaving holes.
-_LINES = {}
-MAX_LINES = 256
 MEMO_LINES = sys.implementation.name != "micropython"
+if MEMO_LINES:   # defined only there: on the dongle the module code and what it skips are freed
+    _LINES = {}
+    MAX_LINES = 256
+
+    def _memoized_lines(lines, reading):
+        """_parse_lines for the host: every line is looked up whole in _LINES first (in one go),
+        and only the lines not found there are read. False, the reading untouched, when a line
+        continues another (DSMR 2.2/3 gas profiles): _parse_lines reads those."""
+        memo, warned = _LINES, len(reading.warnings)
+        said = list(map(memo.get, lines))  # (obis, Value) of a line seen before, () blank, None new
+        said[0] = ()                        # the header line
+        said.append(None)                   # where the search for new lines ends
+        at, end = said.index(None), len(lines)
+        while at < end:
+            raw = lines[at]
+            line = raw.strip()
+            if line and line[0] == "(":
+                del reading.warnings[warned:]
+                reading.timestamp = None
+                return False
+            pair = _said(reading, at + 1, line) if line else ()
+            said[at] = pair or ()
+            if pair is not None and (not pair or pair[0] != CLOCK):   # (the clock line sets more)
+                if len(memo) >= MAX_LINES:   # bounded: changing values can't grow it
+                    memo.clear()
+                memo[raw] = pair
+            at = said.index(None, at + 1)
+        reading.values = list(filter(None, said))
+        return True
 
 
 def _code(text):

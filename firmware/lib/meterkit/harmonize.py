@@ -130,19 +130,7 @@ def harmonize(reading):
 def entries(reading):
     """harmonize() as (position, name, Exact, M-Bus channel, quantity, '"name": value' or None):
     the host memoizes each value's entry with its JSON, as decoders share repeating values."""
-    if not MEMO:
-        return _chosen(reading, (_entry(obis, value, False) for obis, value in reading.values))
-    memo = _SEEN
-    found = list(map(memo.get, reading.values))   # (): no harmonized name; None: not seen yet
-    if None in found:
-        values = reading.values
-        for at in range(len(found)):
-            if found[at] is None:
-                if len(memo) >= MAX_SEEN:   # bounded: changing values can't grow it
-                    memo.clear()
-                pair = values[at]
-                found[at] = memo[pair] = _entry(pair[0], pair[1], True) or ()
-    return _chosen(reading, found)
+    return _chosen(reading, (_entry(obis, value, False) for obis, value in reading.values))
 
 
 def _chosen(reading, found):
@@ -154,10 +142,27 @@ def _chosen(reading, found):
     return [chosen[at] for at in sorted(chosen)]
 
 
-# The host's (MEMO): (obis, Value) -> entries()'s entry for it, or ().
+# The host's (MEMO): (obis, Value) -> entries()'s entry for it, or (). Defined only there: on the
+# dongle the module code and the function it skips are freed after import.
 MEMO = sys.implementation.name != "micropython"
-_SEEN = {}
-MAX_SEEN = 512
+if MEMO:
+    _SEEN = {}
+    MAX_SEEN = 512
+
+    def entries(reading):   # noqa: F811 (the host's, memoized)
+        memo = _SEEN
+        found = list(map(memo.get, reading.values))   # (): no harmonized name; None: not seen yet
+        if None in found:
+            values = reading.values
+            for at in range(len(found)):
+                if found[at] is None:
+                    if len(memo) >= MAX_SEEN:   # bounded: changing values can't grow it
+                        memo.clear()
+                    pair = values[at]
+                    found[at] = memo[pair] = _entry(pair[0], pair[1], True) or ()
+        return _chosen(reading, found)
+
+
 # obis -> (unit, _place(obis, unit)): a meter states the same codes in the same units each time.
 # Small on the device too, where it saves a dozen new objects per value (harmonize runs twice
 # per telegram there: history and the publisher).
