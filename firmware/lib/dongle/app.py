@@ -15,7 +15,7 @@ import gc
 import json
 import sys
 
-from . import BOOT, lazy, profiles
+from . import BOOT, lazy
 from .reader import ticks_ms
 
 VERSION = "0.1.0"
@@ -97,7 +97,7 @@ class App:
         close_web = await web.start(self)
         say("meterkit", VERSION, "on", self.hw.NAME, "board", self.board["name"], "profile",
             self.cfg["meter"]["profile"], "line" if self.auto else "gateway",
-            profiles.describe(self.auto.line) if self.auto else self.reader.where)
+            lazy("profiles", "describe")(self.auto.line) if self.auto else self.reader.where)
         while not self.restart and not (self.finite and self.reader.ended and self._all_published()):
             for i in range(len(tasks)):   # only a finite reader (jobs[0]) ends
                 if tasks[i].done() and not (i == 0 and self.reader.ended):

@@ -101,8 +101,8 @@ class MQTTClient:
     # -- connection ------------------------------------------------------------------------------
 
     async def connect(self, timeout=10):
-        """Open the connection (bounded by timeout s); raises MQTTError with the reason. The code
-        runs once per connection, so it is loaded for the call and forgotten after (mqtt_connect)."""
+        """Open the connection (bounded by timeout s); raises MQTTError with the reason. Its code
+        runs once per connection: loaded for the call, forgotten after (mqtt_connect.py)."""
         from .mqtt_connect import connect
         try:
             await connect(self, timeout)

@@ -4,15 +4,12 @@ A line is (baud, bits, parity, stop, inverted): parity None | 0 (even) | 1 (odd)
 machine.UART takes it; `inverted` is the meter's signal (P1 ports send inverted TTL), the board
 says whether it already inverts in hardware.
 
-AutoLine cycles the candidates: it stays on one for `window_ms`; a decoded reading locks it in,
-and a locked line that yields no reading for `stale_ms` starts the cycle again (the dongle was
-moved to another meter, or the first lock was luck). Times are ticks_ms (they wrap on MicroPython).
+AutoLine (autoline.py: the one part a running dongle keeps loaded) cycles the candidates: it
+stays on one for `window_ms`; a decoded reading locks it in, and a locked line that yields no
+reading for `stale_ms` starts the cycle again (the dongle was moved to another meter, or the
+first lock was luck). Times are ticks_ms (they wrap on MicroPython).
 """
-try:
-    from time import ticks_diff
-except ImportError:  # CPython
-    def ticks_diff(a, b):
-        return a - b
+from .autoline import AutoLine  # noqa: F401  (where the host and the tests find it)
 
 DSMR5 = (115200, 8, None, 1, True)
 DSMR22 = (9600, 7, 0, 1, True)
@@ -31,9 +28,6 @@ PROFILES = (
 )
 AUTO = (DSMR5, DSMR22, MBUS_8E1, HDLC_8N1, (115200, 8, None, 1, False), (2400, 8, 0, 1, True))
 ALL_FRAMINGS = ("p1", "glo", "hdlc", "mbus")
-
-WINDOW_MS = 12000     # Smarty sends every 10 s, M-Bus meters every 5 s: one frame fits in
-STALE_MS = 120000
 
 
 def _find(profile):
@@ -66,51 +60,6 @@ def describe(line):
     baud, bits, parity, stop, inverted = line
     frame = "%d%s%d" % (bits, "N" if parity is None else "EO"[parity], stop)
     return "%d %s%s" % (baud, frame, " inverted" if inverted else "")
-
-
-class AutoLine:
-    """Which line to use now. The caller reports what the decoder said and applies changes.
-
-        auto = AutoLine(lines("auto"), first=board_default_line)
-        line = auto.line                          # set the UART to this
-        new = auto.observe(events, now_ms)        # after each feed(); a line to switch to, or None
-    """
-
-    def __init__(self, candidates, first=None, window_ms=WINDOW_MS, stale_ms=STALE_MS):
-        candidates = list(candidates)
-        if first in candidates:   # the board's usual meter goes first
-            candidates.remove(first)
-            candidates.insert(0, first)
-        self.candidates = candidates
-        self.window_ms = window_ms
-        self.stale_ms = stale_ms
-        self.index = 0
-        self.locked = len(candidates) == 1   # a fixed profile has nothing to search
-        self.switches = 0
-        self._since = None        # ticks when the current line started or last decoded
-
-    @property
-    def line(self):
-        return self.candidates[self.index]
-
-    def observe(self, events, now_ms):
-        """events: the decoder's output since the last call. Returns a new line or None."""
-        if self._since is None:
-            self._since = now_ms
-        if [e for e in events if not isinstance(e, Exception)]:
-            self.locked = True
-            self._since = now_ms
-            return None
-        waited = ticks_diff(now_ms, self._since)
-        if len(self.candidates) == 1:
-            return None
-        if (self.locked and waited >= self.stale_ms) or (not self.locked and waited >= self.window_ms):
-            self.locked = False
-            self.index = (self.index + 1) % len(self.candidates)
-            self.switches += 1
-            self._since = now_ms
-            return self.line
-        return None
 
 
 def parse_line(text):

@@ -6,6 +6,7 @@ the stock firmware a module's code stays in the heap while it is loaded, and thi
 from binascii import unhexlify
 
 from . import profiles, unload
+from .autoline import AutoLine
 from .hw import SPOOL_FILE_BYTES, SPOOL_RAM_ITEMS, load as load_hw
 from .publisher import Publisher
 from .reader import Reader, Throttle
@@ -44,10 +45,10 @@ def build(app, argv, say):
         from .modbus_reader import ModbusReader
         app.reader = ModbusReader(None, meter, app.spool, app.stats, throttle, app.finite,
                                   app._on_reading)
-        app.auto = profiles.AutoLine([app.reader.line])
+        app.auto = AutoLine([app.reader.line])
         app.port = app.reader.port = hw.MeterPort(app.board, app.auto.line, meter["source"])
     else:
-        app.auto = profiles.AutoLine(profiles.lines(meter["profile"]),
+        app.auto = AutoLine(profiles.lines(meter["profile"]),
                                      first=profiles.first_line(app.board["default_profile"]))
         app.port = hw.MeterPort(app.board, app.auto.line, meter["source"])
         app.reader = Reader(app.port, app.auto, app.spool, app.stats, _key(meter["key"]),
@@ -67,6 +68,7 @@ def build(app, argv, say):
             app.publisher.shared = True
             app.reader.attach(app.publisher, settings["base_topic"])
     app.wifi = hw.Wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
+    unload("profiles")   # its tables: the running dongle keeps only the AutoLine
 
 
 def _board(hw, data, name, stats, say):
