@@ -7,19 +7,14 @@
 hour: mean power_in (W) per 10 s, RAM only; day: mean power per 5 min; month: energy_in per
 day (kWh). Each is a fixed ring of ints (array), so the heap never grows; day and month go to
 one small binary file (atomic rename) whenever a 5-minute slot closes: ~288 small writes a day.
+The points and the file are history_file.py, loaded only while used.
 """
-import os
-import struct
-import time
 from array import array
 
-from meterkit.exact import Exact
+from . import lazy
 
 EMPTY = -0x7FFFFFFF
 RANGES = (("hour", 10, 360), ("day", 300, 288), ("month", 86400, 31))
-MAGIC = b"MKH1"
-# MicroPython on the ESP32 counts from 2000-01-01; the API speaks Unix time.
-EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 
 def to_int(value, power=0):
@@ -70,16 +65,6 @@ class Ring:
         self.values[slot % self.size] = value
         return opened
 
-    def points(self, scale=0):
-        if self.last is None:
-            return []
-        out = []
-        for slot in range(self.last - self.size + 1, self.last + 1):
-            value = self.values[slot % self.size]
-            if value != EMPTY:
-                out.append([slot * self.step + EPOCH, Exact(value, scale) if scale else value])
-        return out
-
 
 class History:
     def __init__(self, path=None):
@@ -113,45 +98,14 @@ class History:
             energy = to_int(energy, 3)
         self.add(now, to_int(found.get("power_in")), energy)
 
-    def points(self, name):
-        if name == "hour":
-            return self.hour.points()
-        if name == "day":
-            return self.day.points()
-        if name == "month":
-            return self.month.points(-3)    # Wh -> kWh, exactly
-        raise ValueError("range must be hour, day or month")
+    # the page's points and the file: code loaded only while used (history_file.py)
 
-    # -- flash -------------------------------------------------------------------------------------
+    def points(self, name):
+        return lazy("history_file", "points", self)(name)
 
     def save(self):
-        temp = self.path + ".tmp"
-        with open(temp, "wb") as f:
-            f.write(MAGIC)
-            for ring in (self.day, self.month):
-                f.write(struct.pack("<i", EMPTY if ring.last is None else ring.last))
-                f.write(ring.values)
-            f.write(struct.pack("<q", EMPTY if self.day_start_wh is None else self.day_start_wh))
-        os.rename(temp, self.path)
+        lazy("history_file", "save", self)()
 
     def load(self):
-        if not self.path:
-            return
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except OSError:
-            return
-        size = 4 + 8 + 4 * (self.day.size + self.month.size) + 8
-        if len(data) != size or data[:4] != MAGIC:
-            return                  # another version or a torn file: start empty
-        pos = 4
-        for ring in (self.day, self.month):
-            last = struct.unpack("<i", data[pos:pos + 4])[0]
-            ring.last = None if last == EMPTY else last
-            ring.values = array("i", data[pos + 4:pos + 4 + 4 * ring.size])
-            pos += 4 + 4 * ring.size
-        start = struct.unpack("<q", data[pos:pos + 8])[0]
-        if start != EMPTY and self.month.last is not None:
-            self.day_start_wh = start
-            self.latest_wh = start + self.month.values[self.month.last % self.month.size]
+        if self.path:
+            lazy("history_file", "load", self)()
