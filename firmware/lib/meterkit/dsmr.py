@@ -216,7 +216,10 @@ def _code(text):
         kind = _TEXT
     if len(_CODES) >= MAX_CODES:   # bounded: a noisy line can't grow it
         _CODES.clear()
-    known = _CODES[text] = (obis_text(code), kind)
+    canonical = obis_text(code)
+    if canonical == text:   # as most meters write them: one string for the key and the value
+        canonical = text
+    known = _CODES[text] = (canonical, kind)
     return known
 
 
