@@ -163,7 +163,8 @@ if MEMO:
         return _chosen(reading, found)
 
 
-# obis -> (unit, _place(obis, unit)): a meter states the same codes in the same units each time.
+# obis -> _place(obis, unit) + (unit,), or (unit,) for a code with no harmonized name: a meter
+# states the same codes in the same units each time. (One tuple an entry: ~0.8 KB less heap.)
 # Small on the device too, where it saves a dozen new objects per value (harmonize runs twice
 # per telegram there: history and the publisher).
 _PLACES = {}
@@ -176,14 +177,13 @@ def _entry(obis, value, rendered):
         return None   # text, timestamps and empty values have no harmonized name
     unit = value.unit
     known = _PLACES.get(obis)
-    if known is None or known[0] != unit:
+    if known is None or known[-1] != unit:
         if len(_PLACES) >= MAX_PLACES:   # bounded: noise can't grow it
             _PLACES.clear()
-        known = _PLACES[obis] = (unit, _place(obis, unit))
-    place = known[1]
-    if place is None:
+        known = _PLACES[obis] = (_place(obis, unit) or ()) + (unit,)
+    if len(known) == 1:
         return None
-    at, name, power, channel, quantity = place
+    at, name, power, channel, quantity, _ = known
     converted = value.value.scaled(power) if power else value.value
     return (at, name, converted, channel, quantity,
             '"%s": %s' % (name, converted) if rendered else None)
