@@ -19,6 +19,8 @@ that block); while the broker keeps up, items never reach flash.
 """
 import os
 
+from . import lazy
+
 try:
     from binascii import crc32
 except ImportError:  # builds without binascii.crc32: the same CRC-32, bit by bit
@@ -146,34 +148,9 @@ class Spool:
             return self._fs.open(self.path, "r+b")
 
     def _scan(self, f, after=-1):
-        """Find the oldest live record (seq > after) and the newest record of any state."""
-        end = f.seek(0, 2)
-        head = newest = None
-        offset = 0
-        while offset + HEADER <= end:
-            found = _read_record(f, offset, end)
-            if found is None:
-                offset = self._next_candidate(f, offset + 1, end)
-                continue
-            state, seq, payload = found
-            if state == LIVE and seq > after and (head is None or seq < head[1]):
-                head = (offset, seq)
-            if newest is None or seq > newest[1]:
-                newest = (offset + HEADER + len(payload), seq)
-            offset += HEADER + len(payload)
-        self._tail, self._end_seq = (newest[0], newest[1] + 1) if newest else (0, 0)
-        self._head, self._head_seq = head if head else (self._tail, self._end_seq)
-
-    def _next_candidate(self, f, offset, end):
-        """Skip garbage (a torn record, the cut-off rest of an overwritten one) to a state byte."""
-        while offset < end:
-            f.seek(offset)
-            chunk = f.read(SCAN_CHUNK)
-            hits = [i for i in (chunk.find(bytes((LIVE,))), chunk.find(bytes((DEAD,)))) if i >= 0]
-            if hits:
-                return offset + min(hits)
-            offset += len(chunk)
-        return end
+        """Find the oldest live record (seq > after) and the newest record of any state: at
+        start and in a damaged file only, so its code is loaded for the call (spool_scan.py)."""
+        lazy("spool_scan", "scan", self)(f, after)
 
     def _locate_head(self, f):
         """Offset of the head record (caching its payload); rescans a damaged file."""
