@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import run_micropython, vector_bytes
 from meterkit import dsmr, obis
-from meterkit.dlms import apdu, axdr, axdr_encode, cosem, fastpush
+from meterkit.dlms import apdu, axdr, axdr_encode, cosem, fastpush, pushplan
 from meterkit.errors import FormatError
 from meterkit.exact import Exact
 from meterkit.link.p1 import encode_telegram
@@ -319,6 +319,52 @@ def test_fast_push_path_takes_the_common_shapes():
                  (code, 5, code, 6), (b"x" * 12, code, 5, (axdr_encode.Typed(axdr.INTEGER, 0),
                                                           axdr_encode.Typed(axdr.ENUM, 30)))]:
         assert fast_outcome(notification(body, None), []) is not None, body
+
+
+def plain_outcome(decoder, raw):
+    try:
+        reading = decoder.decode_plain(raw)
+    except FormatError as error:
+        return error.message
+    return reading.to_json(), reading.warnings, reading.leftover
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(push_bodies(), min_size=1, max_size=3),
+       st.sampled_from([None, (2024, 3, 1, 2, 3, 4)]), st.randoms(use_true_random=False))
+def test_push_plans_read_bodies_like_the_walk(bodies, when, rnd):
+    """A planned push decodes as if walked; bodies repeat with any one byte changed (a value,
+    or the layout: then the plan must not fit)."""
+    planned, walked = apdu.ApduDecoder(None), apdu.ApduDecoder(None)
+    walked._plans = None
+    for body in bodies + bodies:
+        raw = notification(body, when)
+        for _ in range(6):
+            at = rnd.randrange(5, len(raw))
+            data = raw[:at] + bytes([rnd.randrange(256)]) + raw[at + 1:]
+            for data in (raw, data, raw[:rnd.randrange(6, len(raw) + 1)], raw + b"\x00"):
+                assert plain_outcome(planned, data) == plain_outcome(walked, data)
+
+
+def test_push_plans_take_a_meters_successive_pushes():
+    from meterkit_host.simulate import Meter
+    meter = Meter("e450", seed=5)
+    pushes = [meter.next()[0] for _ in range(30)]
+    planned, walked = StreamDecoder(), StreamDecoder()
+    walked.apdu._plans = None
+    for push in pushes:
+        assert ([event_json(e) for e in planned.feed(push)]
+                == [event_json(e) for e in walked.feed(push)])
+    plan, = planned.apdu._plans     # one layout, planned once and then taken
+    assert len(plan.raws) == len(plan.steps) == 14
+
+
+def test_push_plans_stay_bounded():
+    plans = []
+    for n in range(1, 10):
+        raw = notification(tuple((b"\x01\x00\x01\x08\x00\xff", i) for i in range(n)), None)
+        pushplan.remember(plans, raw, 6, None)
+    assert len(plans) == pushplan.MAX_PLANS
 
 
 # ---- HDLC: the viper framer and frame check answer like the plain Python ----------------------
