@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import run_micropython, vector_bytes
 from meterkit import dsmr, obis
 from meterkit.dlms import apdu, axdr, axdr_encode, cosem, fastpush, pushplan
-from meterkit.errors import FormatError
+from meterkit.errors import DecodeError, FormatError
 from meterkit.exact import Exact
 from meterkit.link.p1 import encode_telegram
 from meterkit.stream import StreamDecoder, event_json
@@ -441,6 +441,50 @@ def test_hdlc_viper_matches_python_on_the_vectors(vectors):
        st.randoms(use_true_random=False))
 def test_hdlc_viper_matches_python_on_random_frames(apdus, rnd):
     compare_hdlc_on_micropython(hdlc_buffers(apdus, rnd))
+
+
+def hdlc_outcome(check, frame):
+    try:
+        return check(frame)
+    except DecodeError as error:
+        return error.message
+
+
+def compare_hdlc_on_cpython(bufs):
+    """The regular-expression framer and check (hdlc.BACKEND "cpython") answer like the plain
+    code at every offset, for bytes and bytearray, whole frames, cut ones and longer runs."""
+    from meterkit.link import hdlc
+    assert hdlc.BACKEND == "cpython"
+    for buf in bufs:
+        for pos in range(len(buf)):
+            n = hdlc._frame_length_python(buf, pos)
+            assert n == hdlc.frame_length(buf, pos) == hdlc.frame_length(bytearray(buf), pos)
+            for size in (n, n + 1, 8, len(buf) - pos):
+                frame = buf[pos:pos + max(size, 0)]
+                assert hdlc_outcome(hdlc._check_python, frame) == hdlc_outcome(hdlc._check, frame)
+
+
+def test_hdlc_cpython_matches_python_on_the_vectors(vectors):
+    bufs = [vector_bytes(v) for v in vectors if vector_bytes(v)[:1] == b"\x7e"]
+    compare_hdlc_on_cpython(bufs + hdlc_buffers([b"\x0f" + bytes(range(200))], random.Random(1)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=10),
+       st.randoms(use_true_random=False))
+def test_hdlc_cpython_matches_python_on_random_frames(apdus, rnd):
+    compare_hdlc_on_cpython(hdlc_buffers(apdus, rnd))
+
+
+def test_crc_residue_checks_a_field_like_its_crc(rnd=random.Random(3)):
+    from meterkit import crc
+    from meterkit.link import hdlc
+    for _ in range(300):
+        data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(60)))
+        value = crc.crc16_x25(data)
+        good = data + bytes((value & 0xFF, value >> 8))
+        assert crc.crc16_x25(good) == hdlc.GOOD_RESIDUE
+        assert crc.crc16_x25(good[:-1] + bytes([good[-1] ^ 1 << rnd.randrange(8)])) != hdlc.GOOD_RESIDUE
 
 
 def test_dlms_vectors_decode_alike_with_cold_and_warm_code_memo(vectors):
