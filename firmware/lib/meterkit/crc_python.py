@@ -36,6 +36,7 @@ def _sliced(compiled):
 
     def crc16(data, start=0, end=None):   # noqa: F811
         return compiled(data[start:end] if start or end is not None else data)
+    crc16.compiled = compiled   # (crc.crc16_x25_of)
     return crc16
 
 

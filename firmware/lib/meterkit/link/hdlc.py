@@ -220,6 +220,8 @@ def _frame_length_cpython(buf, start):
     (no frame, or not all of it here yet) goes the plain way, which tells the two apart."""
     head = _HEADER.match(buf, start)
     if head is None:
+        if start + 3 <= len(buf) and buf[start + 1] >> 4 != 0xA:
+            return -1   # (mostly a frame's closing flag, the next one's opening flag after it)
         return _frame_length_python(buf, start)
     length = (buf[start + 1] & 0x07) << 8 | buf[start + 2]
     after_control = head.end()
@@ -229,7 +231,7 @@ def _frame_length_cpython(buf, start):
     if room > 2:                                       # an information field: an HCS
         if after_control + 2 > len(buf):
             return 0
-        if crc16_x25(buf, start + 1, after_control + 2) != GOOD_RESIDUE:
+        if _x25(buf[start + 1:after_control + 2]) != GOOD_RESIDUE:
             return -1
     n = length + 1
     if start + n >= len(buf):
@@ -251,10 +253,10 @@ def _check_cpython(frame):
             size == length + 1 or (size == length + 2 and frame[size - 1] == FLAG)):
         return _check_python(frame)
     if room > 2:
-        if crc16_x25(frame, 1, info_start + 2) != GOOD_RESIDUE:
+        if _x25(frame[1:info_start + 2]) != GOOD_RESIDUE:
             return _check_python(frame)
         info_start += 2
-    if crc16_x25(frame, 1, length + 1) != GOOD_RESIDUE:
+    if _x25(frame[1:length + 1]) != GOOD_RESIDUE:
         return _check_python(frame)
     return info_start, length - 1
 
@@ -267,6 +269,7 @@ if PURE_PYTHON:
     pass   # benchmarks and path-equivalence tests want the plain code
 elif implementation.name != "micropython":   # (MicroPython's re matches from no offset)
     import re
+    from meterkit.crc import crc16_x25_of as _x25
     _HEADER = _header_pattern(re)
     frame_length, _check = _frame_length_cpython, _check_cpython
     BACKEND = "cpython"
