@@ -356,7 +356,7 @@ def test_push_plans_take_a_meters_successive_pushes():
         assert ([event_json(e) for e in planned.feed(push)]
                 == [event_json(e) for e in walked.feed(push)])
     plan, = planned.apdu._plans     # one layout, planned once and then taken
-    assert len(plan.raws) == len(plan.steps) == 14
+    assert len(plan.raws) == len(plan.steps) == 14 and None not in plan.raws
 
 
 def test_push_plans_stay_bounded():

@@ -24,15 +24,16 @@ MAX_PLANS = 4   # layouts remembered per decoder (one meter sends one or two)
 
 
 class Plan:
-    __slots__ = ("model", "pattern", "steps", "marked", "raws", "values")
+    __slots__ = ("model", "pattern", "codes", "steps", "marked", "raws", "values")
 
-    def __init__(self, model, pattern, steps, marked):
+    def __init__(self, model, pattern, codes, steps, marked):
         self.model = model      # the register map it was made under (its scalers are in it)
         self.pattern = pattern  # the layout's bytes, a group for each value's: one match per push
-        self.steps = steps      # per value: (obis, how to read it, scaler, unit)
+        self.codes = codes      # per value: its OBIS text
+        self.steps = steps      # per value: (how to read it, scaler, unit)
         self.marked = marked    # (index of a value, is clock, meter-id rank) for cosem.note_ids
-        self.raws = ()          # the values' bytes the last time, and their Values
-        self.values = ()
+        self.raws = (None,) * len(steps)   # the values' bytes the last time, and their Values
+        self.values = self.raws
 
 
 def read(plans, buf, pos, header_time, model):
@@ -58,17 +59,20 @@ def remember(plans, buf, pos, model):
 
 
 def _reading(plan, raws, header_time):
-    values = []
-    for raw, last_raw, last, (obis, kind, scaler, unit) in zip(raws, plan.raws or raws,
-                                                               plan.values or raws, plan.steps):
-        if raw is last_raw or raw != last_raw:   # (the same bytes as last time: the same Value)
-            last = _value(raw, kind, scaler, unit)
-        values.append((obis, last))
-    plan.raws, plan.values = raws, [value for _, value in values]
+    values, from_bytes = [], int.from_bytes
+    for raw, last_raw, value, (kind, scaler, unit) in zip(raws, plan.raws, plan.values,
+                                                          plan.steps):
+        if raw != last_raw:     # (the same bytes as last time: the same Value)
+            if kind <= SIGNED:  # most values: no call to _value
+                value = Value(Exact(from_bytes(raw, "big", signed=kind), scaler), unit)
+            else:
+                value = _value(raw, kind, scaler, unit)
+        values.append(value)
+    plan.raws, plan.values = raws, values
     reading = Reading()
-    reading.values = values
+    reading.values = list(zip(plan.codes, values))
     if plan.marked:
-        channel_id = cosem.note_ids(reading, [(values[i][0], values[i][1].value, is_clock, rank)
+        channel_id = cosem.note_ids(reading, [(plan.codes[i], values[i].value, is_clock, rank)
                                               for i, is_clock, rank in plan.marked])
         reading.meter_id = reading.meter_id or channel_id
     reading.timestamp = reading.timestamp or header_time
@@ -98,7 +102,7 @@ def build(buf, pos, model):
     if buf[pos] != STRUCTURE and buf[pos] != ARRAY or not 0 < buf[pos + 1] < 0x80:
         return None
     scalers = pushlists.MODELS.get(model)
-    steps, marked, layout = [], [], []
+    codes, steps, marked, layout = [], [], [], []
     mark, p = pos, pos + 2      # mark: where the bytes before the next value begin
     for _ in range(buf[pos + 1]):
         if buf[p] != STRUCTURE or buf[p + 2] != OCTET_STRING or buf[p + 3] != 6:
@@ -123,11 +127,12 @@ def build(buf, pos, model):
             scaler = scalers.get(cd, 0) if scalers else 0
         if is_clock or rank >= 0:
             marked.append((len(steps), is_clock, rank))
-        steps.append((obis, kind, scaler, unit))
+        codes.append(obis)
+        steps.append((kind, scaler, unit))
         layout += (bytes(buf[mark:at]), size)
         mark = end
     layout.append(bytes(buf[mark:p]))
-    return Plan(model, _pattern(layout), steps, marked)
+    return Plan(model, _pattern(layout), codes, steps, marked)
 
 
 def _kind(buf, tag_at):
