@@ -1,17 +1,18 @@
 """Push plans (CPython): a meter sends the same layout in every push, only its values change.
 
 After fastpush.read decodes a body of structures `(OBIS, value[, (scaler, unit)])` whose values
-are integers, octet or visible strings or null-data, `build` records it as a plan: the bytes between the
-values (tags, lengths, OBIS codes, scalers and units, all of which decide how the body is read)
-and, per value, what the mapping made of its code (text, unit, scaler). The next push `run`s
-the plan: where all those bytes are the same, the values are read from their fixed offsets
-straight into the Reading, without walking the body again. Any difference gives None, and the
-caller reads the body as before (and makes a plan of it). The same Reading either way:
-tests/test_fast_paths.py proves it on generated bodies, changed bytes included.
+are integers, octet or visible strings or null-data, `build` makes a plan of it: a pattern of
+the bytes between the values (tags, lengths, OBIS codes, scalers and units: all that decides how
+the body is read), a struct format that unpacks the values, and per value what the mapping made
+of its code (text, unit, scaler). The next push that matches the pattern is unpacked in one call
+straight into the Reading, a value unchanged since the last push keeping its Value. Any other
+body is read as before (and planned). The same Reading either way: tests/test_fast_paths.py
+proves it on generated bodies, changed bytes included.
 
 Only the host loads this module (apdu.py): the dongle's heap is better spent than on plans.
 """
 import re
+import struct
 
 from ..reading import Reading, Value
 from ..exact import Exact
@@ -24,15 +25,16 @@ MAX_PLANS = 4   # layouts remembered per decoder (one meter sends one or two)
 
 
 class Plan:
-    __slots__ = ("model", "pattern", "codes", "steps", "marked", "raws", "values")
+    __slots__ = ("model", "pattern", "unpack", "codes", "steps", "marked", "raws", "values")
 
-    def __init__(self, model, pattern, codes, steps, marked):
+    def __init__(self, model, pattern, unpack, codes, steps, marked):
         self.model = model      # the register map it was made under (its scalers are in it)
-        self.pattern = pattern  # the layout's bytes, a group for each value's: one match per push
+        self.pattern = pattern  # the layout's bytes (any in the values'): one match per push
+        self.unpack = unpack    # (buf, pos) -> the values, integers as ints, others as bytes
         self.codes = codes      # per value: its OBIS text
         self.steps = steps      # per value: (how to read it, scaler, unit)
         self.marked = marked    # (index of a value, is clock, meter-id rank) for cosem.note_ids
-        self.raws = (None,) * len(steps)   # the values' bytes the last time, and their Values
+        self.raws = (None,) * len(steps)   # the values unpacked the last time, and their Values
         self.values = self.raws
 
 
@@ -42,7 +44,7 @@ def read(plans, buf, pos, header_time, model):
         if plan.model == model:
             match = plan.pattern.match(buf, pos)
             if match is not None:
-                return _reading(plan, match.groups(), header_time), match.end()
+                return _reading(plan, plan.unpack(buf, pos), header_time), match.end()
     return None
 
 
@@ -59,12 +61,12 @@ def remember(plans, buf, pos, model):
 
 
 def _reading(plan, raws, header_time):
-    values, from_bytes = [], int.from_bytes
+    values = []
     for raw, last_raw, value, (kind, scaler, unit) in zip(raws, plan.raws, plan.values,
                                                           plan.steps):
-        if raw != last_raw:     # (the same bytes as last time: the same Value)
-            if kind <= SIGNED:  # most values: no call to _value
-                value = Value(Exact(from_bytes(raw, "big", signed=kind), scaler), unit)
+        if raw != last_raw:     # (the same as last time: the same Value)
+            if kind <= SIGNED:  # most values, unpacked already: no call to _value
+                value = Value(Exact(raw, scaler), unit)
             else:
                 value = _value(raw, kind, scaler, unit)
         values.append(value)
@@ -85,15 +87,30 @@ def _value(raw, kind, scaler, unit):
         return Value(cosem.octets_text(raw), "")
     if kind == TEXT:   # a visible-string: ISO 646, every byte one character (as axdr._text)
         return Value(raw.decode("latin-1"), "")
-    if kind == NOTHING:
-        return Value(None, "")
-    return Value(Exact(int.from_bytes(raw, "big", signed=kind == SIGNED), scaler), unit)
+    return Value(None, "")   # NOTHING
 
 
 def _pattern(layout):
-    """layout: the bytes between the values, and the values' sizes in between."""
-    return re.compile(b"".join(re.escape(part) if type(part) is bytes else b"(.{%d})" % part
+    """layout: the bytes between the values, and (kind, size) of each value between them."""
+    return re.compile(b"".join(re.escape(part) if type(part) is bytes else b".{%d}" % part[1]
                                for part in layout), re.DOTALL)
+
+
+_INT_FORMATS = {1: "b", 2: "h", 4: "i", 8: "q"}   # by size; upper case: unsigned
+
+
+def _unpacker(layout):
+    """struct's unpack_from for the layout: the integers as ints, the rest as their bytes."""
+    out = [">"]
+    for part in layout:
+        if type(part) is bytes:
+            out.append("%dx" % len(part))
+        elif part[0] <= SIGNED:
+            code = _INT_FORMATS[part[1]]
+            out.append(code if part[0] == SIGNED else code.upper())
+        else:
+            out.append("%ds" % part[1])
+    return struct.Struct("".join(out)).unpack_from
 
 
 def build(buf, pos, model):
@@ -129,10 +146,10 @@ def build(buf, pos, model):
             marked.append((len(steps), is_clock, rank))
         codes.append(obis)
         steps.append((kind, scaler, unit))
-        layout += (bytes(buf[mark:at]), size)
+        layout += (bytes(buf[mark:at]), (kind, size))
         mark = end
     layout.append(bytes(buf[mark:p]))
-    return Plan(model, _pattern(layout), codes, steps, marked)
+    return Plan(model, _pattern(layout), _unpacker(layout), codes, steps, marked)
 
 
 def _kind(buf, tag_at):
