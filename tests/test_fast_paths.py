@@ -9,8 +9,8 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import run_micropython, vector_bytes
 from meterkit import dsmr, obis
-from meterkit.dlms import apdu, axdr, axdr_encode, cosem, fastpush
-from meterkit.errors import FormatError
+from meterkit.dlms import apdu, axdr, axdr_encode, cosem, fastpush, pushplan
+from meterkit.errors import DecodeError, FormatError
 from meterkit.exact import Exact
 from meterkit.link.p1 import encode_telegram
 from meterkit.stream import StreamDecoder, event_json
@@ -321,6 +321,52 @@ def test_fast_push_path_takes_the_common_shapes():
         assert fast_outcome(notification(body, None), []) is not None, body
 
 
+def plain_outcome(decoder, raw):
+    try:
+        reading = decoder.decode_plain(raw)
+    except FormatError as error:
+        return error.message
+    return reading.to_json(), reading.warnings, reading.leftover
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(push_bodies(), min_size=1, max_size=3),
+       st.sampled_from([None, (2024, 3, 1, 2, 3, 4)]), st.randoms(use_true_random=False))
+def test_push_plans_read_bodies_like_the_walk(bodies, when, rnd):
+    """A planned push decodes as if walked; bodies repeat with any one byte changed (a value,
+    or the layout: then the plan must not fit)."""
+    planned, walked = apdu.ApduDecoder(None), apdu.ApduDecoder(None)
+    walked._plans = None
+    for body in bodies + bodies:
+        raw = notification(body, when)
+        for _ in range(6):
+            at = rnd.randrange(5, len(raw))
+            data = raw[:at] + bytes([rnd.randrange(256)]) + raw[at + 1:]
+            for data in (raw, data, raw[:rnd.randrange(6, len(raw) + 1)], raw + b"\x00"):
+                assert plain_outcome(planned, data) == plain_outcome(walked, data)
+
+
+def test_push_plans_take_a_meters_successive_pushes():
+    from meterkit_host.simulate import Meter
+    meter = Meter("e450", seed=5)
+    pushes = [meter.next()[0] for _ in range(30)]
+    planned, walked = StreamDecoder(), StreamDecoder()
+    walked.apdu._plans = None
+    for push in pushes:
+        assert ([event_json(e) for e in planned.feed(push)]
+                == [event_json(e) for e in walked.feed(push)])
+    plan, = planned.apdu._plans     # one layout, planned once and then taken
+    assert len(plan.raws) == len(plan.steps) == 14 and None not in plan.raws
+
+
+def test_push_plans_stay_bounded():
+    plans = []
+    for n in range(1, 10):
+        raw = notification(tuple((b"\x01\x00\x01\x08\x00\xff", i) for i in range(n)), None)
+        pushplan.remember(plans, raw, 6, None)
+    assert len(plans) == pushplan.MAX_PLANS
+
+
 # ---- HDLC: the viper framer and frame check answer like the plain Python ----------------------
 
 HDLC_COMPARE = """
@@ -395,6 +441,50 @@ def test_hdlc_viper_matches_python_on_the_vectors(vectors):
        st.randoms(use_true_random=False))
 def test_hdlc_viper_matches_python_on_random_frames(apdus, rnd):
     compare_hdlc_on_micropython(hdlc_buffers(apdus, rnd))
+
+
+def hdlc_outcome(check, frame):
+    try:
+        return check(frame)
+    except DecodeError as error:
+        return error.message
+
+
+def compare_hdlc_on_cpython(bufs):
+    """The regular-expression framer and check (hdlc.BACKEND "cpython") answer like the plain
+    code at every offset, for bytes and bytearray, whole frames, cut ones and longer runs."""
+    from meterkit.link import hdlc
+    assert hdlc.BACKEND == "cpython"
+    for buf in bufs:
+        for pos in range(len(buf)):
+            n = hdlc._frame_length_python(buf, pos)
+            assert n == hdlc.frame_length(buf, pos) == hdlc.frame_length(bytearray(buf), pos)
+            for size in (n, n + 1, 8, len(buf) - pos):
+                frame = buf[pos:pos + max(size, 0)]
+                assert hdlc_outcome(hdlc._check_python, frame) == hdlc_outcome(hdlc._check, frame)
+
+
+def test_hdlc_cpython_matches_python_on_the_vectors(vectors):
+    bufs = [vector_bytes(v) for v in vectors if vector_bytes(v)[:1] == b"\x7e"]
+    compare_hdlc_on_cpython(bufs + hdlc_buffers([b"\x0f" + bytes(range(200))], random.Random(1)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=300), min_size=1, max_size=10),
+       st.randoms(use_true_random=False))
+def test_hdlc_cpython_matches_python_on_random_frames(apdus, rnd):
+    compare_hdlc_on_cpython(hdlc_buffers(apdus, rnd))
+
+
+def test_crc_residue_checks_a_field_like_its_crc(rnd=random.Random(3)):
+    from meterkit import crc
+    from meterkit.link import hdlc
+    for _ in range(300):
+        data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(60)))
+        value = crc.crc16_x25(data)
+        good = data + bytes((value & 0xFF, value >> 8))
+        assert crc.crc16_x25(good) == hdlc.GOOD_RESIDUE
+        assert crc.crc16_x25(good[:-1] + bytes([good[-1] ^ 1 << rnd.randrange(8)])) != hdlc.GOOD_RESIDUE
 
 
 def test_dlms_vectors_decode_alike_with_cold_and_warm_code_memo(vectors):

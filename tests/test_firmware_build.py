@@ -203,8 +203,8 @@ def test_backends_on_cpython_read_each_modules_choice():
     pairs = backends.backends()
     assert pairs == [("gcm", gcm.BACKEND), ("crc", crc.BACKEND), ("p1_scan", p1.BACKEND),
                      ("hdlc", hdlc.BACKEND)]
-    assert (p1.BACKEND, hdlc.BACKEND) == ("cpython", "python")
-    assert backends.summary() == "gcm=%s crc=%s p1_scan=cpython hdlc=python" % (gcm.BACKEND, crc.BACKEND)
+    assert (p1.BACKEND, hdlc.BACKEND) == ("cpython", "cpython")
+    assert backends.summary() == "gcm=%s crc=%s p1_scan=cpython hdlc=cpython" % (gcm.BACKEND, crc.BACKEND)
 
 
 def test_backends_follow_gcm_use():

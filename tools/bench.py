@@ -14,6 +14,10 @@
    heap the app holds, the runtime's memory, a fleet into PostgreSQL (bench_fleet.py),
    the recovery figure: valid frames recovered / sent over damaged streams (bench_recovery.py,
    goal 100 %).
+
+`tools/bench.py --rows e450,dsmr,json` measures only the named CPython rows (dsmr: P1 telegrams,
+json: P1 telegrams + the JSON line, e450: HDLC pushes) and skips parts 2-4: a quick look at one
+figure while working on it.
 """
 import json
 import os
@@ -74,29 +78,48 @@ def simulated(profile, count=120):
 
 # 1. CPython vs the reference decoders --------------------------------------------------------
 
-def cpython_rows():
-    from meterkit.stream import StreamDecoder, event_json
+def cpython_rows(rows=("dsmr", "json", "e450")):
+    """(what, ours/s, reference, theirs/s, goal) for each named row, in ROWS order."""
+    return [ROWS[name]() for name in ROWS if name in rows]
+
+
+def dsmr_parser_v5():
     from dsmr_parser import telegram_specifications
     from dsmr_parser.parsers import TelegramParser
-    rows = []
+    return TelegramParser(telegram_specifications.V5)
+
+
+def dsmr_row():
+    from meterkit.stream import StreamDecoder
     telegrams = simulated("dsmr5")
     decoder, nxt = StreamDecoder(), cycling(telegrams)
     ours = per_second(lambda: decoder.feed(nxt()))
-    parser, texts = TelegramParser(telegram_specifications.V5), cycling([t.decode() for t in telegrams])
+    parser, texts = dsmr_parser_v5(), cycling([t.decode() for t in telegrams])
     theirs = per_second(lambda: parser.parse(texts()))
-    rows.append(("DSMR5 P1 telegrams (changing values), per s", ours, "dsmr_parser", theirs, 20))
+    return ("DSMR5 P1 telegrams (changing values), per s", ours, "dsmr_parser", theirs, 20)
+
+
+def json_row():
+    from meterkit.stream import StreamDecoder, event_json
+    telegrams = simulated("dsmr5")
     decoder, nxt = StreamDecoder(), cycling(telegrams)
     ours = per_second(lambda: [event_json(e) for e in decoder.feed(nxt())])
+    parser, texts = dsmr_parser_v5(), cycling([t.decode() for t in telegrams])
     theirs = per_second(lambda: parser.parse(texts()).to_json())
-    rows.append(("  + the JSON line (event_json; to_json), per s", ours, "dsmr_parser", theirs, 20))
+    return ("  + the JSON line (event_json; to_json), per s", ours, "dsmr_parser", theirs, 20)
 
+
+def e450_row():
+    from meterkit.stream import StreamDecoder
     pushes = simulated("e450")
     decoder, nxt = StreamDecoder(), cycling(pushes)
     ours = per_second(lambda: decoder.feed(nxt()))
     theirs_next = cycling(pushes)
     theirs = per_second(lambda: gurux_decode(theirs_next()))
-    rows.append(("E450 HDLC pushes (GBT, changing values), per s", ours, "gurux-dlms", theirs, 20))
-    return rows
+    return ("E450 HDLC pushes (GBT, changing values), per s", ours, "gurux-dlms", theirs, 20)
+
+
+ROWS = {"dsmr": dsmr_row, "json": json_row, "e450": e450_row}   # (insertion-ordered: CPython)
 
 
 def gurux_decode(data):
@@ -216,11 +239,22 @@ def micropython_rows():
     return rows
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    rows = tuple(ROWS)
+    if argv[:1] == ["--rows"] and len(argv) == 2:
+        rows = tuple(argv[1].split(","))
+        unknown = [name for name in rows if name not in ROWS]
+        if unknown:
+            sys.exit("unknown row(s) %s; known: %s" % (", ".join(unknown), ",".join(ROWS)))
+    elif argv:
+        sys.exit("usage: bench.py [--rows %s]" % ",".join(ROWS))
     print("meterkit benchmarks (machine: %d cores, shared; figures vary from run to run)\n" % os.cpu_count())
     print("%-48s %12s %-12s %12s %8s %6s" % ("CPython", "meterkit", "reference", "reference", "ratio", "goal"))
-    for what, ours, ref, theirs, goal in cpython_rows():
+    for what, ours, ref, theirs, goal in cpython_rows(rows):
         print("%-48s %12.0f %-12s %12.0f %7.1fx %5dx" % (what, ours, ref, theirs, ours / theirs, goal))
+    if argv:
+        return   # just the rows asked for
 
     print("\n%-26s %10s %10s %7s %11s %11s %10s %12s" % (
         "MicroPython unix port", "viper us", "python us", "ratio", "heap/frame", "(python)",

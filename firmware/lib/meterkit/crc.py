@@ -24,6 +24,9 @@ if BACKEND is None:
     from .crc_python import choose
     BACKEND, crc16_arc, crc16_x25 = choose(PURE_PYTHON)
     del choose
+# crc16_x25 of a whole bytes-like object, for callers that slice for themselves (hdlc on the
+# host): fastcrc's own function, without the wrapper that slices
+crc16_x25_of = getattr(crc16_x25, "compiled", crc16_x25)
 
 # Modbus: viper wherever MicroPython runs (the C module has no Modbus CRC; frames are short)
 MODBUS_BACKEND = None

@@ -25,10 +25,18 @@ def _reflected(poly, init, xorout, table=None):
 
 
 def _sliced(compiled):
-    def crc16(data, start=0, end=None):
-        if start or end is not None:
-            data = memoryview(data)[start:end]
-        return compiled(bytes(data))
+    try:
+        compiled(bytearray(1))   # fastcrc 0.5 reads any buffer: a slice is the one copy
+    except TypeError:
+        def crc16(data, start=0, end=None):
+            if start or end is not None:
+                data = memoryview(data)[start:end]
+            return compiled(bytes(data))
+        return crc16
+
+    def crc16(data, start=0, end=None):   # noqa: F811
+        return compiled(data[start:end] if start or end is not None else data)
+    crc16.compiled = compiled   # (crc.crc16_x25_of)
     return crc16
 
 

@@ -39,15 +39,18 @@ def _reassembled(decoder, reassembler, frame, source):
         _drop_blocks(decoder)   # the frame was one of them: its error counts the loss once
         raise
     finally:
-        _note(decoder, reassembler.lost)
-        reassembler.lost = None
+        if reassembler.lost:
+            _note(decoder, reassembler.lost)
+            reassembler.lost = None
     if apdu is None:
         return None
+    layer = decoder.apdu
     try:
-        return _sourced(decoder.apdu.decode(apdu), source)
+        return _sourced(layer.decode(apdu), source)
     finally:
-        _note(decoder, decoder.apdu.lost)
-        decoder.apdu.lost = None
+        if layer.lost:
+            _note(decoder, layer.lost)
+            layer.lost = None
 
 
 def _note(decoder, lost):

@@ -4,9 +4,15 @@ not). The notification body goes to cosem.notification_reading.
 
     ApduDecoder(security).decode(apdu) -> Reading, or None while a block transfer is incomplete
 """
+import sys
+
 from ..errors import AuthError, FormatError
 from ..obis import obis_bytes
 from . import axdr, cosem, fastpush, pushlists
+
+pushplan = None   # push plans on the host; the dongle's heap is better spent (see pushplan.py)
+if sys.implementation.name != "micropython":
+    from . import pushplan
 
 LLC_HEADERS = (b"\xe6\xe7\x00", b"\xe6\xe6\x00")
 GENERAL_BLOCK_TRANSFER = 0xE0
@@ -24,6 +30,7 @@ class ApduDecoder:
         self._next_block = 1
         self.lost = None                  # why an unfinished transfer was dropped (to count)
         self._repeats = []                # what axdr.decode remembers of the last push body
+        self._plans = [] if pushplan else None   # the layouts of the last pushes (pushplan.py)
 
     def decode(self, apdu):
         """One APDU (optionally behind an LLC header) -> Reading, or None (GBT incomplete)."""
@@ -126,7 +133,13 @@ class ApduDecoder:
             raise FormatError("data-notification truncated (%d bytes)" % len(apdu))
         invoke_id = int.from_bytes(bytes(apdu[1:5]), "big")
         when, pos = _notification_time(apdu, 5)
-        read = fastpush.read(apdu, pos, when, self.push_lists, self._repeats)
+        read = None
+        if self._plans is not None:
+            read = pushplan.read(self._plans, apdu, pos, when, self.push_lists)
+        if read is None:
+            read = fastpush.read(apdu, pos, when, self.push_lists, self._repeats)
+            if read is not None and self._plans is not None:   # a new layout: plan the next
+                pushplan.remember(self._plans, apdu, pos, self.push_lists)
         if read is None:   # not a common shape: the recursive decoder reads it
             body, end = axdr.decode(apdu, pos, self._repeats)
             reading = cosem.notification_reading(body, when, self.push_lists)

@@ -60,13 +60,10 @@ def finish(reading, entries, loose, version, push_setup, header_time, model):
 
 
 def _add_values(reading, entries, scalers):
-    """Convert and add each entry; note the first clock value and the best-ranked meter id
-    (METER_ID_CODES order, first occurrence of each code) on the way. Returns the first
-    channel device id (x-b:96.1.0), the last resort for the meter id."""
+    """Convert and add each entry, then note the clock and meter id (note_ids) from the ones
+    that can carry them. Returns what note_ids does."""
     values = reading.values
-    seen = 0                                # bit r: the code of rank r already occurred
-    best = len(METER_ID_CODES)
-    channel_id = None
+    marked = []                             # (obis, value, is clock, meter-id rank) for note_ids
     codes = _CODES
     for code, value, scaler_unit in entries:
         known = codes.get(code) if type(code) is bytes else None
@@ -83,6 +80,20 @@ def _add_values(reading, entries, scalers):
         else:
             value, unit = _convert(value, scaler, unit)
         values.append((obis, Value(value, unit)))
+        if is_clock or rank >= 0:
+            marked.append((obis, value, is_clock, rank))
+    return note_ids(reading, marked)
+
+
+def note_ids(reading, marked):
+    """From the (obis, value, is clock, meter-id rank) of the entries that may carry them, in
+    push order: the first ISO clock value becomes the timestamp and the best-ranked meter id
+    (METER_ID_CODES order, first occurrence of each code) the meter id. Returns the first
+    channel device id (x-b:96.1.0), the last resort for the meter id."""
+    seen = 0                                # bit r: the code of rank r already occurred
+    best = len(METER_ID_CODES)
+    channel_id = None
+    for obis, value, is_clock, rank in marked:
         if is_clock and reading.timestamp is None and _is_iso(value):
             reading.timestamp = value
         if rank >= 0:                       # a meter id code (see _code)

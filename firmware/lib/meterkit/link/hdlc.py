@@ -23,6 +23,8 @@
 Meters often share one flag between consecutive frames, so `frame_length` counts from the opening
 flag through the FCS and leaves the closing flag to serve as the next frame's opening flag.
 """
+from sys import implementation
+
 from meterkit import PURE_PYTHON
 from meterkit.crc import crc16_x25
 from meterkit.errors import CrcError, DecodeError, FormatError
@@ -199,11 +201,79 @@ def _check_python(frame):
     return info_start, fcs_at
 
 
-# The framer and the frame check run in viper where there is one (same answers, proven by
-# tests/test_fast_paths.py); BACKEND says which.
+# CRC-16/X-25 over data and its own (little-endian) checksum always gives this: one CRC call
+# checks a field, without reading the checksum bytes in Python.
+GOOD_RESIDUE = 0x0F47
+
+
+def _header_pattern(re):
+    """flag, format type 0xA, length, two addresses (0-3 bytes with bit 0 clear, then one with it
+    set), control: one match finds where the control byte ends."""
+    even = b"".join(b"\\x%02x" % i for i in range(0, 256, 2))
+    odd = b"".join(b"\\x%02x" % i for i in range(1, 256, 2))
+    address = b"[" + even + b"]{0,3}[" + odd + b"]"
+    return re.compile(b"\\x7e[\\xa0-\\xaf]." + address + address + b".", re.DOTALL)
+
+
+def _frame_length_cpython(buf, start):
+    """_frame_length_python with the header read in one match; anything but a whole header
+    (no frame, or not all of it here yet) goes the plain way, which tells the two apart."""
+    head = _HEADER.match(buf, start)
+    if head is None:
+        if start + 3 <= len(buf) and buf[start + 1] >> 4 != 0xA:
+            return -1   # (mostly a frame's closing flag, the next one's opening flag after it)
+        return _frame_length_python(buf, start)
+    length = (buf[start + 1] & 0x07) << 8 | buf[start + 2]
+    after_control = head.end()
+    room = start + 1 + length - after_control
+    if length < MIN_LENGTH or room < 2 or room == 3:
+        return -1
+    if room > 2:                                       # an information field: an HCS
+        if after_control + 2 > len(buf):
+            return 0
+        if _x25(buf[start + 1:after_control + 2]) != GOOD_RESIDUE:
+            return -1
+    n = length + 1
+    if start + n >= len(buf):
+        return 0
+    return n if buf[start + n] == FLAG else -1
+
+
+def _check_cpython(frame):
+    """_check_python for good frames, the header read in one match; a bad one goes the plain
+    way, which names the fault."""
+    size = len(frame)
+    head = _HEADER.match(frame)
+    if head is None or size < MIN_LENGTH + 1:
+        return _check_python(frame)
+    length = (frame[1] & 0x07) << 8 | frame[2]
+    info_start = head.end()
+    room = 1 + length - info_start
+    if length < MIN_LENGTH or room < 2 or room == 3 or not (
+            size == length + 1 or (size == length + 2 and frame[size - 1] == FLAG)):
+        return _check_python(frame)
+    if room > 2:
+        if _x25(frame[1:info_start + 2]) != GOOD_RESIDUE:
+            return _check_python(frame)
+        info_start += 2
+    if _x25(frame[1:length + 1]) != GOOD_RESIDUE:
+        return _check_python(frame)
+    return info_start, length - 1
+
+
+# The framer and the frame check run in viper where there is one, with a regular expression on
+# CPython (same answers, proven by tests/test_fast_paths.py); BACKEND says which.
 frame_length, _check = _frame_length_python, _check_python
 BACKEND = "python"
-if not PURE_PYTHON:
+if PURE_PYTHON:
+    pass   # benchmarks and path-equivalence tests want the plain code
+elif implementation.name != "micropython":   # (MicroPython's re matches from no offset)
+    import re
+    from meterkit.crc import crc16_x25_of as _x25
+    _HEADER = _header_pattern(re)
+    frame_length, _check = _frame_length_cpython, _check_cpython
+    BACKEND = "cpython"
+else:
     try:
         from meterkit.link import hdlc_viper
 
@@ -215,7 +285,7 @@ if not PURE_PYTHON:
 
         frame_length = hdlc_viper.frame_length
         BACKEND = "viper"
-    except ImportError:   # CPython, or a MicroPython build without the native emitter
+    except ImportError:   # a MicroPython build without the native emitter
         pass
 
 
