@@ -430,10 +430,15 @@ def compare_hdlc_on_micropython(bufs):
     assert int(out[1]) > len(bufs) and out[0] == out[1]
 
 
-def test_hdlc_viper_matches_python_on_the_vectors(vectors):
+def hdlc_vector_buffers(vectors):
+    """The HDLC vectors' bytes, and a long frame cut and run together as on a line."""
     bufs = [vector_bytes(v) for v in vectors if vector_bytes(v)[:1] == b"\x7e"]
     assert len(bufs) > 10
-    compare_hdlc_on_micropython(bufs + hdlc_buffers([b"\x0f" + bytes(range(200))], random.Random(1)))
+    return bufs + hdlc_buffers([b"\x0f" + bytes(range(200))], random.Random(1))
+
+
+def test_hdlc_viper_matches_python_on_the_vectors(vectors):
+    compare_hdlc_on_micropython(hdlc_vector_buffers(vectors))
 
 
 @settings(max_examples=4, deadline=None)
@@ -465,8 +470,7 @@ def compare_hdlc_on_cpython(bufs):
 
 
 def test_hdlc_cpython_matches_python_on_the_vectors(vectors):
-    bufs = [vector_bytes(v) for v in vectors if vector_bytes(v)[:1] == b"\x7e"]
-    compare_hdlc_on_cpython(bufs + hdlc_buffers([b"\x0f" + bytes(range(200))], random.Random(1)))
+    compare_hdlc_on_cpython(hdlc_vector_buffers(vectors))
 
 
 @settings(max_examples=40, deadline=None)
