@@ -35,7 +35,7 @@ _ELECTRIC = """
 42.7.0 power_out_l2
 62.7.0 power_out_l3
 """
-_GAS_AT = len(_ELECTRIC)   # gas comes after every electricity name
+GAS_AT = len(_ELECTRIC)   # gas comes after every electricity name
 
 # quantity, a unit the meter states, the power of ten that reaches the harmonized unit
 _TO_BASE = """
@@ -130,14 +130,14 @@ def harmonize(reading):
 def entries(reading):
     """harmonize() as (position, name, Exact, M-Bus channel, quantity, '"name": value' or None):
     the host memoizes each value's entry with its JSON, as decoders share repeating values."""
-    return _chosen(reading, (_entry(obis, value, False) for obis, value in reading.values))
+    return _chosen(reading, (value_entry(obis, value, False) for obis, value in reading.values))
 
 
 def _chosen(reading, found):
     """The entries that count, in output order: a name's first value; gas from a gas channel."""
-    chosen = {}   # position of the name in _ELECTRIC (gas: _GAS_AT) -> entry
+    chosen = {}   # position of the name in _ELECTRIC (gas: GAS_AT) -> entry
     for entry in found:
-        if entry and entry[0] not in chosen and (entry[0] != _GAS_AT or _is_gas(reading, entry[3])):
+        if entry and entry[0] not in chosen and (entry[0] != GAS_AT or is_gas(reading, entry[3])):
             chosen[entry[0]] = entry
     return [chosen[at] for at in sorted(chosen)]
 
@@ -159,7 +159,7 @@ if MEMO:
                     if len(memo) >= MAX_SEEN:   # bounded: changing values can't grow it
                         memo.clear()
                     pair = values[at]
-                    found[at] = memo[pair] = _entry(pair[0], pair[1], True) or ()
+                    found[at] = memo[pair] = value_entry(pair[0], pair[1], True) or ()
         return _chosen(reading, found)
 
 
@@ -171,7 +171,7 @@ _PLACES = {}
 MAX_PLACES = 64
 
 
-def _entry(obis, value, rendered):
+def value_entry(obis, value, rendered):
     """One value's harmonized entry (see entries), None when it has no harmonized name."""
     if not isinstance(value.value, Exact):
         return None   # text, timestamps and empty values have no harmonized name
@@ -204,14 +204,14 @@ def _place(obis, unit):
         name = _ELECTRIC[at + len(key):_ELECTRIC.find("\n", at + 1)]
         quantity = _quantity(name)
     elif a == 7 or (a == 0 and b >= 1 and c == 24 and (d, e) in ((2, 1), (2, 3), (3, 0))):
-        at, name, quantity = _GAS_AT, "gas", "gas"
+        at, name, quantity = GAS_AT, "gas", "gas"
     else:
         return None
     power = _power(quantity, unit)
     return None if power is None else (at, name, power, b, quantity)
 
 
-def _is_gas(reading, channel):
+def is_gas(reading, channel):
     """DSMR M-Bus channels carry a device type (0-n:24.1.0): 3 is gas. Without it, trust m3."""
     device = reading.get("0-%d:24.1.0" % channel)
     if device is None or not isinstance(device.value, Exact):
